@@ -1,0 +1,359 @@
+"""The application object, :class:`TaskQ`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import structlog
+
+from taskq_core._internal import queue_matches, serialize_func, to_timestamp
+from taskq_core.broker import Broker
+from taskq_core.config import validate_config
+from taskq_core.context import current
+from taskq_core.executors import DEFAULT_EXECUTOR
+from taskq_core.states import STATES, State
+from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys
+
+if TYPE_CHECKING:
+    from taskq_core.task import Task as _Task
+
+__all__ = ["PERIODIC_TASKS", "TaskQ"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Periodic task functions by serialized name, whichever ``TaskQ`` declared them
+#: (a worker started with ``-m module`` runs the module's periodic tasks).
+PERIODIC_TASKS: dict[str, Callable[..., Any]] = {}
+
+
+class TaskQ:
+    """The taskq application: configuration, broker, tasks.
+
+    :param broker: a URL (``redis://…``, ``rediss://…``, ``unix://…``,
+        ``memory://``), a broker name, or a :class:`~taskq_core.broker.Broker`.
+        Default: the ``TASKQ_URL`` environment variable, else
+        ``redis://localhost:6379/0``. The broker is connected on first use.
+    :param config: configuration keys (see ``docs/configuration.md``).
+    :param setup_structlog: configure structlog for JSON output.
+    """
+
+    def __init__(
+        self,
+        broker: str | Broker | None = None,
+        config: Mapping[str, Any] | None = None,
+        setup_structlog: bool = False,
+        **broker_options: Any,
+    ) -> None:
+        self.config: dict[str, Any] = validate_config(config)
+        self._broker_spec = broker
+        self._broker_options = broker_options
+        self._broker: Broker | None = broker if isinstance(broker, Broker) else None
+        if setup_structlog:
+            from taskq_core.logging import setup_structlog as _setup
+
+            _setup()
+        self.log: Any = structlog.get_logger(self.config["LOGGER_NAME"]).bind()
+        self.periodic_task_funcs: dict[str, Callable[..., Any]] = {}
+        from taskq_core.plugins import call_hook_safely
+
+        call_hook_safely("taskq_app_created", tq=self)
+
+    def __repr__(self) -> str:
+        spec = self._broker_spec if not isinstance(self._broker_spec, Broker) else self._broker
+        return f"<TaskQ broker={spec!r}>"
+
+    # -- broker ------------------------------------------------------------------
+    @property
+    def broker(self) -> Broker:
+        """The broker (built from the URL on first use)."""
+        if self._broker is None:
+            from taskq_core.plugins import make_broker
+
+            spec = self._broker_spec
+            assert not isinstance(spec, Broker)
+            if spec is None:
+                spec = os.environ.get("TASKQ_URL") or None
+            self._broker = make_broker(spec, **self._broker_options)
+        return self._broker
+
+    @property
+    def default_queue(self) -> str:
+        return str(self.config["DEFAULT_QUEUE"])
+
+    # -- declaring tasks ----------------------------------------------------------
+    @overload
+    def task(self, _func: F) -> F: ...
+
+    @overload
+    def task(
+        self,
+        _func: None = None,
+        *,
+        queue: str | None = None,
+        hard_timeout: float | None = None,
+        unique: bool | None = None,
+        unique_key: str | Sequence[str] | None = None,
+        lock: bool | None = None,
+        lock_key: str | Sequence[str] | None = None,
+        retry: bool | None = None,
+        retry_on: Sequence[type[BaseException]] | None = None,
+        retry_method: Any = None,
+        max_queue_size: int | None = None,
+        max_stored_executions: int | None = None,
+        runner_class: type | str | None = None,
+        batch: bool = False,
+        schedule: Any = None,
+        priority: int | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def task(
+        self,
+        _func: F | None = None,
+        *,
+        queue: str | None = None,
+        hard_timeout: float | None = None,
+        unique: bool | None = None,
+        unique_key: str | Sequence[str] | None = None,
+        lock: bool | None = None,
+        lock_key: str | Sequence[str] | None = None,
+        retry: bool | None = None,
+        retry_on: Sequence[type[BaseException]] | None = None,
+        retry_method: Any = None,
+        max_queue_size: int | None = None,
+        max_stored_executions: int | None = None,
+        runner_class: type | str | None = None,
+        batch: bool = False,
+        schedule: Any = None,
+        priority: int | None = None,
+    ) -> F | Callable[[F], F]:
+        """Declare a task function: ``@tq.task`` or ``@tq.task(queue=..., ...)``.
+
+        The function keeps working when called directly and gains
+        ``.delay(*args, **kwargs) -> Task``. Options given to ``delay`` override
+        these. ``schedule=`` makes it periodic (and unique; it takes no arguments).
+        """
+        options: dict[str, Any] = {
+            "queue": queue,
+            "hard_timeout": hard_timeout,
+            "unique": unique,
+            "unique_key": normalize_keys(unique_key, "unique_key"),
+            "lock": lock,
+            "lock_key": normalize_keys(lock_key, "lock_key"),
+            "retry": retry,
+            "retry_on": retry_on,
+            "retry_method": retry_method,
+            "max_queue_size": max_queue_size,
+            "max_stored_executions": max_stored_executions,
+            "runner_class": runner_class,
+            "batch": batch,
+            "schedule": schedule,
+            "priority": priority,
+        }
+        options = {k: v for k, v in options.items() if v is not None}
+        if retry_method is not None:
+            from taskq_core.retry import serialize_retry_method
+
+            serialize_retry_method(retry_method)  # refuse lambdas now, not at retry time
+        if schedule is not None:
+            from taskq_core.schedule import serialize_schedule
+
+            serialize_schedule(schedule)
+            options["unique"] = True
+
+        def decorate(func: F) -> F:
+            setattr(func, OPTIONS_ATTR, options)
+
+            def delay(*args: Any, **kwargs: Any) -> Task:
+                return self.delay(func, args=args, kwargs=kwargs)
+
+            func.delay = delay  # type: ignore[attr-defined]
+            if schedule is not None:
+                name = serialize_func(func)
+                self.periodic_task_funcs[name] = func
+                PERIODIC_TASKS[name] = func
+            return func
+
+        if _func is not None:
+            return decorate(_func)
+        return decorate
+
+    def delay(
+        self,
+        func: Callable[..., Any],
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        hard_timeout: float | None = None,
+        unique: bool | None = None,
+        unique_key: str | Sequence[str] | None = None,
+        lock: bool | None = None,
+        lock_key: str | Sequence[str] | None = None,
+        when: dt.datetime | dt.timedelta | None = None,
+        retry: bool | None = None,
+        retry_on: Sequence[type[BaseException]] | None = None,
+        retry_method: Any = None,
+        max_queue_size: int | None = None,
+        max_stored_executions: int | None = None,
+        runner_class: type | str | None = None,
+    ) -> Task:
+        """Enqueue ``func(*args, **kwargs)`` and return the :class:`Task`."""
+        task = Task(
+            self,
+            func,
+            args=args,
+            kwargs=kwargs,
+            queue=queue,
+            hard_timeout=hard_timeout,
+            unique=unique,
+            unique_key=unique_key,
+            lock=lock,
+            lock_key=lock_key,
+            retry=retry,
+            retry_on=retry_on,
+            retry_method=retry_method,
+            max_queue_size=max_queue_size,
+            max_stored_executions=max_stored_executions,
+            runner_class=runner_class,
+            priority=priority,
+        )
+        task.delay(when=when)
+        return task
+
+    def delay_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Enqueue many prepared tasks in one broker round trip where the broker
+        supports it. Tasks refused by ``max_queue_size`` are left out of the result."""
+        from taskq_core.broker import EnqueueRequest
+
+        requests = [
+            EnqueueRequest(
+                id=t.id,
+                queue=t.queue,
+                payload=t.payload(),
+                priority=t.priority,
+                unique=t.unique,
+                max_queue_size=t.max_queue_size,
+            )
+            for t in tasks
+        ]
+        results = self.broker.enqueue_many(requests)
+        accepted = []
+        for task, result in zip(tasks, results, strict=True):
+            if result.refused:
+                continue
+            task._state = result.state
+            accepted.append(task)
+        return accepted
+
+    # -- the running task ---------------------------------------------------------
+    @property
+    def current_task(self) -> _Task:
+        """The task being run (``RuntimeError`` outside a task or in a batch)."""
+        if not current.active:
+            raise RuntimeError("Must be accessed from within a task.")
+        if current.is_batch:
+            raise RuntimeError("Must use current_tasks in a batch task.")
+        return current.tasks[0]
+
+    @property
+    def current_tasks(self) -> list[_Task]:
+        """The tasks of the running batch (``RuntimeError`` outside a batch)."""
+        if not current.active:
+            raise RuntimeError("Must be accessed from within a task.")
+        if not current.is_batch:
+            raise RuntimeError("Must use current_task in a non-batch task.")
+        return list(current.tasks)
+
+    @property
+    def current_task_is_batch(self) -> bool:
+        if not current.active:
+            raise RuntimeError("Must be accessed from within a task.")
+        return current.is_batch
+
+    # -- inspection --------------------------------------------------------------
+    def get_queue_sizes(self, queue: str) -> dict[str, int]:
+        """``{"queued": n, "scheduled": n, "active": n}``."""
+        sizes = self.broker.queue_sizes(queue)
+        return {s.value: sizes.get(s, 0) for s in (State.QUEUED, State.SCHEDULED, State.ACTIVE)}
+
+    def get_total_queue_size(self, queue: str) -> int:
+        return sum(self.get_queue_sizes(queue).values())
+
+    def get_queue_stats(self) -> dict[str, dict[str, int]]:
+        """``{queue: {state: n}}`` for every non-empty queue and state."""
+        stats: dict[str, dict[str, int]] = {}
+        for queue in sorted(self.broker.iter_queues(STATES)):
+            sizes = self.broker.queue_sizes(queue)
+            counts = {s.value: n for s, n in sizes.items() if n}
+            if counts:
+                stats[queue] = counts
+        return stats
+
+    def purge_errored_tasks(
+        self,
+        queues: Sequence[str] | None = None,
+        exclude_queues: Sequence[str] | None = None,
+        last_execution_before: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Delete tasks in ``error`` (all matching ones when ``limit`` is None)."""
+        if limit is not None and limit <= 0:
+            raise ValueError("limit must be positive or None")
+        only = queues or self.config["ONLY_QUEUES"]
+        exclude = exclude_queues or self.config["EXCLUDE_QUEUES"]
+        older_than = to_timestamp(last_execution_before) if last_execution_before else None
+        deleted = 0
+        for queue in sorted(self.broker.queues(State.ERROR)):
+            if not queue_matches(queue, only, exclude):
+                continue
+            remaining = None if limit is None else limit - deleted
+            deleted += self.broker.purge_errors(queue, older_than, remaining)
+            if limit is not None and deleted >= limit:
+                break
+        return deleted
+
+    def set_queue_system_lock(self, queue: str, timeout: float) -> None:
+        """Keep workers with ``max_workers_per_queue`` off ``queue`` for ``timeout`` s."""
+        self.broker.set_queue_system_lock(queue, timeout)
+
+    def get_queue_system_lock(self, queue: str) -> float | None:
+        """Expiry timestamp of the queue's system lock, or None."""
+        return self.broker.get_queue_system_lock(queue)
+
+    def would_process_configured_queue(self, queue: str) -> bool:
+        return queue_matches(queue, self.config["ONLY_QUEUES"], self.config["EXCLUDE_QUEUES"])
+
+    # -- workers -----------------------------------------------------------------
+    def run_worker(
+        self,
+        queues: Sequence[str] | None = None,
+        exclude_queues: Sequence[str] | None = None,
+        max_workers_per_queue: int | None = None,
+        store_tracebacks: bool | None = None,
+        executor: str = DEFAULT_EXECUTOR,
+        burst: bool = False,
+        exit_after: float | None = None,
+    ) -> None:
+        """Run a worker in this process until stopped (or, with ``burst``, until idle).
+
+        ``exit_after`` is in minutes, like the CLI's ``--exit-after``."""
+        from taskq_core.worker import Worker
+
+        worker = Worker(
+            self,
+            queues=queues,
+            exclude_queues=exclude_queues,
+            max_workers_per_queue=max_workers_per_queue,
+            store_tracebacks=store_tracebacks,
+            executor=executor,
+        )
+        worker.run(burst=burst, exit_after=exit_after)
+
+    def run_worker_with_args(self, argv: Sequence[str]) -> None:
+        """Run ``taskq worker`` with command-line arguments, using this app."""
+        from taskq_core.cli.worker_cmd import run_worker_cli
+
+        run_worker_cli(self, list(argv))

@@ -1,0 +1,96 @@
+"""What the worker and inspection commands share: choosing the app and broker."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from taskq_core._internal import import_attribute
+
+__all__ = ["app_options", "make_app", "parse_list"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: names of the options :func:`app_options` adds (broker plugin options come on top)
+APP_OPTION_NAMES = ("broker", "url", "app", "modules")
+
+
+def parse_list(value: str | None) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]`` (empty parts dropped)."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def app_options(func: F) -> F:
+    """Add ``--broker``, ``--url``, ``--app``, ``-m`` and every broker plugin's options."""
+    from taskq_core.plugins import broker_cli_options
+
+    params: list[click.Parameter] = [
+        click.Option(
+            ["--broker"],
+            metavar="NAME",
+            help="broker plugin to use, e.g. redis or memory (see `taskq plugins`)",
+        ),
+        click.Option(
+            ["--url"],
+            envvar="TASKQ_URL",
+            metavar="URL",
+            help="broker URL, e.g. redis://localhost:6379/0 [env: TASKQ_URL]",
+        ),
+        click.Option(
+            ["--app"],
+            metavar="MODULE:ATTR",
+            help="use the TaskQ object (or factory) at this import path",
+        ),
+        click.Option(
+            ["-m", "--module", "modules"],
+            metavar="MODULES",
+            help="comma-separated modules to import first (tasks, periodic tasks)",
+        ),
+    ]
+    params.extend(broker_cli_options())
+    existing = getattr(func, "__click_params__", [])
+    func.__click_params__ = existing + list(reversed(params))  # type: ignore[attr-defined]
+    return func
+
+
+def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
+    """Build (or import) the ``TaskQ`` the command works on; pops the app options."""
+    from taskq_core.app import TaskQ
+    from taskq_core.plugins import get_broker_entry
+
+    sys.path.insert(0, "")
+    for module in parse_list(options.pop("modules", None)):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            message = f"cannot import module {module!r} given with -m: {exc}"
+            raise click.ClickException(message) from exc
+    app_path = options.pop("app", None)
+    broker_name = options.pop("broker", None)
+    url = options.pop("url", None)
+    broker_opts = {k: v for k, v in options.items() if v is not None}
+    if app_path:
+        try:
+            app = import_attribute(app_path if ":" in app_path else f"{app_path}:tq")
+        except ImportError as exc:
+            raise click.ClickException(f"cannot import --app {app_path!r}: {exc}") from exc
+        if not isinstance(app, TaskQ) and callable(app):
+            app = app()
+        if not isinstance(app, TaskQ):
+            raise click.ClickException(f"--app {app_path!r} is not a TaskQ object or factory")
+        return app
+    if broker_name and url:
+        spec: str | None = url
+    else:
+        spec = url or broker_name
+    if spec is None and broker_opts:
+        spec = "redis"
+    if broker_opts:
+        entry = get_broker_entry(spec or "redis")
+        allowed = {p.name for p in entry.cli_options if p.name}
+        broker_opts = {k: v for k, v in broker_opts.items() if k in allowed}
+    return TaskQ(broker=spec, setup_structlog=setup_structlog, **broker_opts)

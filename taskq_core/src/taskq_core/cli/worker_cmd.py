@@ -1,0 +1,127 @@
+"""``taskq worker``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from taskq_core.cli.common import app_options, make_app, parse_list
+
+__all__ = ["run_worker_cli", "worker"]
+
+
+def _worker_params(func: Any) -> Any:
+    options = [
+        click.option(
+            "-q",
+            "--queues",
+            metavar="QUEUES",
+            help="comma-separated queues to process (and their subqueues)",
+        ),
+        click.option(
+            "-e", "--exclude-queues", metavar="QUEUES", help="comma-separated queues not to process"
+        ),
+        click.option(
+            "-M",
+            "--max-workers-per-queue",
+            type=click.IntRange(min=1),
+            help="at most this many workers on one queue at a time",
+        ),
+        click.option(
+            "--store-tracebacks/--no-store-tracebacks",
+            default=None,
+            help="keep tracebacks in execution records [config: STORE_TRACEBACKS]",
+        ),
+        click.option(
+            "--executor",
+            type=click.Choice(["fork", "sync"]),
+            default=None,
+            help="fork a child per task (default) or run in this process",
+        ),
+        click.option(
+            "--exit-after",
+            type=click.FloatRange(min=0),
+            metavar="MINUTES",
+            help="exit (status 0) after this many minutes",
+        ),
+        click.option(
+            "--burst", is_flag=True, help="exit once none of the queues has a queued task"
+        ),
+        click.option(
+            "--log-level",
+            default="info",
+            show_default=True,
+            type=click.Choice(["debug", "info", "warning", "error"]),
+        ),
+        click.option(
+            "--log-format",
+            default="json",
+            show_default=True,
+            type=click.Choice(["json", "console"]),
+            help="json for production, console for development",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run(app: Any, params: dict[str, Any]) -> None:
+    from taskq_core.logging import setup_structlog
+    from taskq_core.worker import DEFAULT_EXECUTOR
+
+    setup_structlog(
+        fmt=params["log_format"],
+        level=params["log_level"].upper(),
+        logger_name=app.config["LOGGER_NAME"],
+    )
+    app.run_worker(
+        queues=parse_list(params["queues"]) or None,
+        exclude_queues=parse_list(params["exclude_queues"]) or None,
+        max_workers_per_queue=params["max_workers_per_queue"],
+        store_tracebacks=params["store_tracebacks"],
+        executor=params["executor"] or DEFAULT_EXECUTOR,
+        burst=params["burst"],
+        exit_after=params["exit_after"],
+    )
+
+
+_WORKER_KEYS = (
+    "queues",
+    "exclude_queues",
+    "max_workers_per_queue",
+    "store_tracebacks",
+    "executor",
+    "exit_after",
+    "burst",
+    "log_level",
+    "log_format",
+)
+
+
+@click.command(context_settings={"help_option_names": ["--help"]})
+@app_options
+@_worker_params
+def worker(**params: Any) -> None:
+    """Run a worker: process tasks until stopped (SIGTERM/SIGINT stop it cleanly)."""
+    worker_params = {k: params.pop(k) for k in _WORKER_KEYS}
+    app = make_app(params)
+    _run(app, worker_params)
+
+
+@click.command(context_settings={"help_option_names": ["--help"]})
+@click.option("-m", "--module", "modules", metavar="MODULES")
+@_worker_params
+@click.pass_obj
+def _embedded_worker(app: Any, /, modules: str | None, **params: Any) -> None:
+    import importlib
+
+    for module in parse_list(modules):
+        importlib.import_module(module)
+    _run(app, params)
+
+
+def run_worker_cli(app: Any, argv: list[str]) -> None:
+    """``tq.run_worker_with_args(argv)``: the worker options, with this app."""
+    _embedded_worker.main(args=argv, obj=app, standalone_mode=False, prog_name="taskq worker")

@@ -1,0 +1,101 @@
+"""Configuration keys, their defaults and their types.
+
+The keys and defaults are TaskTiger's. Unlike TaskTiger, an unknown key or a
+value of the wrong type is an error that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskq_core.exceptions import ConfigError
+
+__all__ = ["DEFAULTS", "Setting", "validate_config"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its default, accepted types and meaning."""
+
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    nullable: bool = False
+
+
+def _default_retry() -> Any:
+    from taskq_core.retry import fixed
+
+    return fixed(60, 3)
+
+
+_NUM = (int, float)
+
+#: Every configuration key. Time values are seconds and accept floats.
+SETTINGS: dict[str, Setting] = {
+    "ALWAYS_EAGER": Setting(False, (bool,), "run tasks due now inline in delay()"),
+    "BATCH_QUEUES": Setting({}, (dict,), "{queue: batch size}; most specific queue wins"),
+    "ONLY_QUEUES": Setting([], (list, tuple, set, frozenset), "default include list"),
+    "EXCLUDE_QUEUES": Setting([], (list, tuple, set, frozenset), "default exclude list"),
+    "SINGLE_WORKER_QUEUES": Setting(
+        [], (list, tuple, set, frozenset), "queues (and subqueues) one worker at a time"
+    ),
+    "DEFAULT_QUEUE": Setting("default", (str,), "queue of tasks that name none"),
+    "DEFAULT_RETRY_METHOD": Setting(None, (object,), "retry policy for retry=True/retry_on"),
+    "DEFAULT_HARD_TIMEOUT": Setting(300, _NUM, "seconds before a run is killed"),
+    "LOCK_RETRY": Setting(1, _NUM, "seconds until a task that met a lock is retried"),
+    "ACTIVE_TASK_UPDATE_TIMER": Setting(10, _NUM, "heartbeat period"),
+    "ACTIVE_TASK_UPDATE_TIMEOUT": Setting(60, _NUM, "heartbeat age at which a task is lost"),
+    "REQUEUE_EXPIRED_TASKS_INTERVAL": Setting(30, _NUM, "seconds between lost-task scans"),
+    "REQUEUE_EXPIRED_TASKS_BATCH_SIZE": Setting(10, (int,), "lost tasks handled per scan"),
+    "QUEUE_SCHEDULED_TASKS_TIME": Setting(1, _NUM, "seconds between due-task moves"),
+    "SCHEDULED_TASK_BATCH_SIZE": Setting(1000, (int,), "due tasks moved per queue per scan"),
+    "SELECT_TIMEOUT": Setting(1, _NUM, "longest idle wait for a notification"),
+    "QUEUE_RESYNC_INTERVAL": Setting(10, _NUM, "seconds between full re-reads of queue names"),
+    "STORE_TRACEBACKS": Setting(True, (bool,), "keep tracebacks in execution records"),
+    "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
+    "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),
+    "LOGGER_NAME": Setting("taskq", (str,), "structlog logger name"),
+}
+
+DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
+
+
+def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults merged with ``config``; raises :class:`ConfigError` naming a bad key."""
+    merged: dict[str, Any] = {
+        key: (list(v) if isinstance(v, list) else v) for key, v in DEFAULTS.items()
+    }
+    given: dict[str, Any] = dict(config or {})
+    merged["BATCH_QUEUES"] = {}
+    for key, value in given.items():
+        setting = SETTINGS.get(key)
+        if setting is None:
+            close = [k for k in SETTINGS if k.split("_")[0] == str(key).split("_")[0]]
+            hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(SETTINGS))}"
+            )
+        if value is None and key == "DEFAULT_RETRY_METHOD":
+            merged[key] = value
+            continue
+        bad_bool = isinstance(value, bool) and bool not in setting.types and setting.types == _NUM
+        if bad_bool or not isinstance(value, setting.types):
+            expected = " or ".join(t.__name__ for t in setting.types)
+            raise ConfigError(
+                f"config key {key!r} must be {expected}, got {type(value).__name__} {value!r}"
+            )
+        if isinstance(value, int | float) and setting.types == _NUM and value < 0:
+            raise ConfigError(f"config key {key!r} must not be negative, got {value!r}")
+        merged[key] = value
+    batch_queues: dict[Any, Any] = merged["BATCH_QUEUES"]
+    for name, size in batch_queues.items():
+        if not isinstance(name, str) or not isinstance(size, int) or size < 1:
+            raise ConfigError(
+                f"BATCH_QUEUES must map queue names to positive ints, got {name!r}: {size!r}"
+            )
+    if merged["DEFAULT_RETRY_METHOD"] is None:
+        merged["DEFAULT_RETRY_METHOD"] = _default_retry()
+    return merged

@@ -1,0 +1,236 @@
+"""Executors decide the process model of a run.
+
+``fork`` (the default) runs every task group in a child process: whatever the
+task leaks dies with the child, and the parent keeps heartbeats going and kills
+a child that outlives its hard timeout. ``sync`` runs tasks in the worker's
+own process with a heartbeat thread, and the worker exits after a hard
+timeout (its state is suspect; run it under a supervisor with ``--exit-after``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq_core import serialization
+from taskq_core.execution import RunResult, effective_hard_timeout, make_execution, run_group
+
+if TYPE_CHECKING:
+    from taskq_core.task import Task
+    from taskq_core.worker import Worker
+
+__all__ = ["DEFAULT_EXECUTOR", "Executor", "ForkExecutor", "SyncExecutor"]
+
+
+class _DefaultExecutor(str):
+    """``"fork"``, but recognisable as "not chosen by the user"."""
+
+    __slots__ = ()
+
+
+#: the default: ``fork``, or ``sync`` with a broker that cannot fork.
+DEFAULT_EXECUTOR: str = _DefaultExecutor("fork")
+
+Heartbeat = Callable[[], None]
+_JOB_TIMEOUT = "taskq_core.exceptions:JobTimeoutException"
+
+
+class Executor:
+    """Runs a task group and returns one :class:`RunResult` per task."""
+
+    #: the worker exits after a hard timeout (process state is suspect).
+    exit_worker_on_job_timeout = False
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.tq = worker.tq
+
+    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
+        raise NotImplementedError
+
+
+class SyncExecutor(Executor):
+    """Runs tasks in the worker process; a thread sends heartbeats meanwhile."""
+
+    exit_worker_on_job_timeout = True
+
+    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
+        stop = threading.Event()
+        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    heartbeat()
+                except Exception:
+                    self.worker.log.exception("task heartbeat failed")
+
+        thread = threading.Thread(target=beat, name="taskq-heartbeat", daemon=True)
+        thread.start()
+        try:
+            return run_group(
+                self.tq,
+                tasks,
+                store_tracebacks=self.worker.store_tracebacks,
+                worker_id=self.worker.id,
+            )
+        finally:
+            stop.set()
+            thread.join()
+
+
+class ForkExecutor(Executor):
+    """Forks a child per task group; the parent heartbeats and enforces the
+    hard timeout with ``SIGKILL`` if the child does not stop by itself."""
+
+    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
+        worker = self.worker
+        timeout = sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
+        if tasks and _is_batch(tasks[0]):
+            timeout = effective_hard_timeout(self.tq, tasks)
+        read_fd, write_fd = os.pipe()
+        started = time.time()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(read_fd)
+            self._child(tasks, write_fd)
+        os.close(write_fd)
+        for task in tasks:
+            worker.log.info(
+                "processing",
+                child_pid=pid,
+                task_id=task.id,
+                func=task.serialized_func,
+                queue=task.queue,
+                params={"args": task.args, "kwargs": task.kwargs},
+            )
+        deadline = started + timeout + float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
+        next_beat = time.time() + interval
+        chunks: list[bytes] = []
+        killed_reason: str | None = None
+        try:
+            while True:
+                now = time.time()
+                if worker.force_stop and killed_reason is None:
+                    killed_reason = "requeue"
+                    _kill(pid)
+                elif now >= deadline and killed_reason is None:
+                    worker.log.error(
+                        "hard timeout elapsed in parent process",
+                        child_pid=pid,
+                        hard_timeout=timeout,
+                    )
+                    killed_reason = "timeout"
+                    _kill(pid)
+                    worker.log.error("child killed", child_pid=pid)
+                wait = max(0.0, min(next_beat, deadline) - now)
+                fds = [read_fd] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
+                ready, _, _ = select.select(fds, [], [], wait)
+                if worker.wakeup_fd is not None and worker.wakeup_fd in ready:
+                    worker.drain_wakeup()
+                if read_fd in ready:
+                    chunk = os.read(read_fd, 65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                if time.time() >= next_beat:
+                    try:
+                        heartbeat()
+                    except Exception:
+                        worker.log.exception("task heartbeat failed")
+                    next_beat = time.time() + interval
+        finally:
+            os.close(read_fd)
+            _, status = os.waitpid(pid, 0)
+        if killed_reason == "requeue":
+            return [
+                RunResult(t.id, False, time.time() - started, None, extra={"requeue": True})
+                for t in tasks
+            ]
+        if killed_reason == "timeout":
+            record = make_execution(
+                started,
+                None,
+                store_tracebacks=worker.store_tracebacks,
+                name=_JOB_TIMEOUT,
+                message=f"hard timeout of {timeout:g} s elapsed; the child process was killed "
+                "by the worker",
+                worker_id=worker.id,
+            )
+            return [
+                RunResult(t.id, False, time.time() - started, record, timed_out=True) for t in tasks
+            ]
+        try:
+            wire = serialization.unpack(b"".join(chunks)) if chunks else None
+        except Exception:
+            wire = None
+        if not isinstance(wire, list) or len(wire) != len(tasks):
+            how = (
+                f"was killed by signal {os.WTERMSIG(status)}"
+                if os.WIFSIGNALED(status)
+                else f"exited with status {os.WEXITSTATUS(status)}"
+            )
+            record = make_execution(
+                started,
+                None,
+                store_tracebacks=worker.store_tracebacks,
+                name=_JOB_TIMEOUT,
+                message=f"the child process running the task {how} before reporting a result",
+                worker_id=worker.id,
+            )
+            worker.log.error("child died", child_pid=pid, reason=how)
+            return [RunResult(t.id, False, time.time() - started, record) for t in tasks]
+        return [RunResult.from_wire(item) for item in wire]
+
+    def _child(self, tasks: Sequence[Task], write_fd: int) -> None:
+        """In the child: run the group, send the results, exit without cleanup."""
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.set_wakeup_fd(-1)
+            self.tq.broker.after_fork()
+            results = run_group(
+                self.tq,
+                tasks,
+                store_tracebacks=self.worker.store_tracebacks,
+                worker_id=self.worker.id,
+            )
+            data = serialization.pack([r.to_wire() for r in results])
+            view = memoryview(data)
+            while view:
+                written = os.write(write_fd, view)
+                view = view[written:]
+        except BaseException:
+            code = 1
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            os._exit(code)
+
+
+def _is_batch(task: Task) -> bool:
+    try:
+        return task.is_batch_func
+    except Exception:
+        return False
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+EXECUTORS: dict[str, Any] = {"fork": ForkExecutor, "sync": SyncExecutor}

@@ -1,0 +1,88 @@
+"""Runner classes: how a task function is invoked.
+
+A runner is chosen per task with ``runner_class=`` (a class, a dotted path, or
+a name registered by a plugin through ``register.runner``). Runners run in the
+executing process, except :meth:`BaseRunner.on_permanent_error`, which runs in
+the worker process once a task has failed for good.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from taskq_core.exceptions import JobTimeoutException
+
+if TYPE_CHECKING:
+    from taskq_core.app import TaskQ
+    from taskq_core.broker import Execution
+    from taskq_core.task import Task
+
+__all__ = ["BaseRunner", "DefaultRunner", "hard_timeout"]
+
+
+@contextmanager
+def hard_timeout(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`JobTimeoutException` in the block after ``seconds``.
+
+    Uses ``SIGALRM``, so it only arms on the main thread; elsewhere (and for
+    ``None``/0) the block runs without a limit and the worker's parent-side
+    deadline is the only guard.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _alarm(signum: int, frame: Any) -> None:
+        raise JobTimeoutException(f"task exceeded its hard timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class BaseRunner:
+    """Override these to change how tasks are called (an advanced feature)."""
+
+    def __init__(self, tq: TaskQ) -> None:
+        self.tq = tq
+
+    def run_single_task(self, task: Task, hard_timeout: float | None) -> Any:
+        """Run one task; raise to fail it."""
+        raise NotImplementedError
+
+    def run_batch_tasks(self, tasks: Sequence[Task], hard_timeout: float | None) -> Any:
+        """Run a batch function once for ``tasks``; raise to fail them all."""
+        raise NotImplementedError
+
+    def run_eager_task(self, task: Task) -> Any:
+        """Run a task inline (``ALWAYS_EAGER``) and return its result."""
+        raise NotImplementedError
+
+    def on_permanent_error(self, task: Task, execution: Execution) -> None:
+        """Called in the worker process when ``task`` went to ``error``."""
+
+
+class DefaultRunner(BaseRunner):
+    """Calls the function with its arguments under a ``SIGALRM`` hard timeout."""
+
+    def run_single_task(self, task: Task, hard_timeout_s: float | None) -> Any:
+        with hard_timeout(hard_timeout_s):
+            return task.func(*task.args, **task.kwargs)
+
+    def run_batch_tasks(self, tasks: Sequence[Task], hard_timeout_s: float | None) -> Any:
+        params = [{"args": t.args, "kwargs": t.kwargs} for t in tasks]
+        with hard_timeout(hard_timeout_s):
+            return tasks[0].func(params)
+
+    def run_eager_task(self, task: Task) -> Any:
+        if task.is_batch_func:
+            return task.func([{"args": task.args, "kwargs": task.kwargs}])
+        return task.func(*task.args, **task.kwargs)

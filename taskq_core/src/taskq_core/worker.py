@@ -1,0 +1,611 @@
+"""The worker: finds queued work, runs it, records the outcome.
+
+One worker process runs one task group at a time; run several processes for
+concurrency. See ``docs/workers.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq_core._internal import dotted_parts, from_timestamp, import_attribute, queue_matches
+from taskq_core.broker import Execution, StoredTask
+from taskq_core.exceptions import (
+    BrokerConnectionError,
+    JobTimeoutException,
+    StopRetry,
+    TaskImportError,
+    TaskNotFound,
+)
+from taskq_core.execution import RunResult, exception_name, make_execution
+from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor
+from taskq_core.plugins import call_hook_safely
+from taskq_core.states import State
+from taskq_core.task import Task
+
+if TYPE_CHECKING:
+    from taskq_core.app import TaskQ
+    from taskq_core.executors import Executor
+
+__all__ = ["DEFAULT_EXECUTOR", "Decision", "Worker", "decide_retry"]
+
+
+_BACKOFF_MAX = 30.0
+
+
+class Decision:
+    """What to do with a failed run: ``retry`` at ``when``, ``error``, or
+    ``done`` (dropped: ``RetryException(log_error=False)`` ran out)."""
+
+    __slots__ = ("log_error", "outcome", "when")
+
+    def __init__(self, outcome: str, when: float | None = None, log_error: bool = True) -> None:
+        self.outcome = outcome
+        self.when = when
+        self.log_error = log_error
+
+    def __repr__(self) -> str:
+        return f"Decision({self.outcome!r}, when={self.when!r}, log_error={self.log_error!r})"
+
+
+def _call_retry_method(spec: Any, retry_number: int) -> float:
+    from taskq_core.retry import load_retry_method
+
+    method = load_retry_method(spec) if isinstance(spec, list | tuple) else spec
+    return float(method(retry_number))
+
+
+def decide_retry(
+    tq: TaskQ, task: Task, execution: Execution, retry_number: int, now: float
+) -> Decision:
+    """TaskTiger's retry decision for a failed run.
+
+    ``retry_number`` counts failed executions including this one.
+    """
+    log_error = True
+    method: Any = None
+    if execution.get("retry"):
+        method = (
+            execution.get("retry_method") or task.retry_method or tq.config["DEFAULT_RETRY_METHOD"]
+        )
+        log_error = bool(execution.get("log_error", True))
+    elif task.retry_method:
+        if task.retry_on:
+            try:
+                exc_class = import_attribute(str(execution.get("exception_name", "")))
+                should = isinstance(exc_class, type) and task.should_retry_on(exc_class)
+            except TaskImportError:
+                should = False
+            if should:
+                method = task.retry_method
+        else:
+            method = task.retry_method
+    if method is not None:
+        try:
+            delay = _call_retry_method(method, max(retry_number, 1))
+            return Decision("retry", now + delay, log_error)
+        except StopRetry:
+            pass
+        except Exception:
+            tq.log.exception("could not call retry method", task_id=task.id)
+    if not log_error:
+        return Decision("done", None, False)
+    return Decision("error", None, True)
+
+
+class Worker:
+    """Processes tasks of the queues it is given.
+
+    Create it with ``tq.run_worker(...)`` or ``taskq worker``.
+    """
+
+    def __init__(
+        self,
+        tq: TaskQ,
+        queues: Sequence[str] | None = None,
+        exclude_queues: Sequence[str] | None = None,
+        max_workers_per_queue: int | None = None,
+        store_tracebacks: bool | None = None,
+        executor: str | type[Executor] = DEFAULT_EXECUTOR,
+        single_worker_queues: Sequence[str] | None = None,
+    ) -> None:
+        for name, value in (("queues", queues), ("exclude_queues", exclude_queues)):
+            if isinstance(value, str):
+                raise TypeError(f"{name} must be a list of queue names, not a string")
+        self.tq = tq
+        self.id = str(uuid.uuid4())
+        self.log: Any = tq.log.bind(worker_id=self.id, pid=os.getpid())
+        self.only_queues = set(queues or tq.config["ONLY_QUEUES"])
+        self.exclude_queues = set(exclude_queues or tq.config["EXCLUDE_QUEUES"])
+        self.single_worker_queues = set(single_worker_queues or tq.config["SINGLE_WORKER_QUEUES"])
+        if max_workers_per_queue is not None and max_workers_per_queue < 1:
+            raise ValueError("max_workers_per_queue must be at least 1")
+        self.max_workers_per_queue = max_workers_per_queue
+        self.store_tracebacks = (
+            tq.config["STORE_TRACEBACKS"] if store_tracebacks is None else store_tracebacks
+        )
+        self.executor = self._make_executor(executor)
+        self.stop_requested = False
+        self.force_stop = False
+        self.wakeup_fd: int | None = None
+        self._wakeup_write: int | None = None
+        self._queue_set: set[str] = set()
+        self._last_resync = 0.0
+        self._last_maintenance = 0.0
+        self._stats_started = time.time()
+        self._stats_busy = 0.0
+        self._stats_last = time.time()
+        self._processed = 0
+
+    # -- setup -------------------------------------------------------------------
+    def _make_executor(self, executor: str | type[Executor]) -> Executor:
+        from taskq_core.executors import EXECUTORS
+
+        broker = self.tq.broker
+        if isinstance(executor, str):
+            if not broker.supports_fork and executor == "fork":
+                if isinstance(executor, _DefaultExecutor):
+                    executor = "sync"
+                else:
+                    raise ValueError(
+                        f"the {broker.name or type(broker).__name__} broker keeps tasks inside "
+                        "this process, so a forked child could not report back; use "
+                        "executor='sync' (or a broker such as redis:// to fork)"
+                    )
+            factory = EXECUTORS.get(str(executor))
+            if factory is None:
+                raise ValueError(
+                    f"unknown executor {executor!r}; choose one of {', '.join(sorted(EXECUTORS))}"
+                )
+            return factory(self)  # type: ignore[no-any-return]
+        return executor(self)
+
+    def processes(self, queue: str) -> bool:
+        """Whether this worker takes tasks from ``queue``."""
+        return queue_matches(queue, self.only_queues, self.exclude_queues)
+
+    def batch_size(self, queue: str) -> int:
+        size = 1
+        for part in dotted_parts(queue):
+            size = self.tq.config["BATCH_QUEUES"].get(part, size)
+        return int(size)
+
+    def queue_slot_limit(self, queue: str) -> int | None:
+        if any(part in self.single_worker_queues for part in dotted_parts(queue)):
+            return 1
+        return self.max_workers_per_queue
+
+    # -- signals -------------------------------------------------------------------
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self.wakeup_fd, self._wakeup_write = read_fd, write_fd
+        previous_fd = signal.set_wakeup_fd(write_fd)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if self.stop_requested:
+                self.force_stop = True
+            self.stop_requested = True
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(read_fd)
+            os.close(write_fd)
+            self.wakeup_fd = self._wakeup_write = None
+
+        return restore
+
+    def drain_wakeup(self) -> None:
+        if self.wakeup_fd is None:
+            return
+        try:
+            while os.read(self.wakeup_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+        if self.stop_requested:
+            self.log.info(
+                "stop requested, waiting for task to finish"
+                if not self.force_stop
+                else "second stop request, returning task"
+            )
+
+    # -- main loop -------------------------------------------------------------------
+    def run(self, burst: bool = False, exit_after: float | None = None) -> None:
+        """Process tasks until stopped; ``burst``: until none of our queues has a
+        queued task; ``exit_after``: minutes."""
+        restore = self._install_signals()
+        deadline = time.time() + exit_after * 60 if exit_after else None
+        try:
+            self.log.info(
+                "ready",
+                queues=sorted(self.only_queues),
+                exclude_queues=sorted(self.exclude_queues),
+                single_worker_queues=sorted(self.single_worker_queues),
+                max_workers_per_queue=self.max_workers_per_queue,
+                executor=type(self.executor).__name__,
+                burst=burst,
+                exit_after=exit_after,
+            )
+            self._with_backoff(self._startup)
+            call_hook_safely("taskq_worker_started", tq=self.tq, worker=self)
+            while not self.stop_requested:
+                did_work = self._with_backoff(lambda: self._iteration(burst))
+                if did_work is None:  # broker unavailable: retried with back-off
+                    continue
+                if burst and not did_work and self._with_backoff(self._nothing_queued):
+                    break
+                if deadline is not None and time.time() >= deadline:
+                    self.log.info("exit-after elapsed")
+                    break
+                self._maybe_log_stats()
+        finally:
+            call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
+            restore()
+            self.log.info("done", processed=self._processed)
+
+    def _with_backoff(self, func: Callable[[], Any]) -> Any:
+        """Run ``func``; while the broker is unreachable, log it and retry with
+        exponential back-off (until stopped). Returns ``None`` after an outage."""
+        delay = 0.5
+        failed = False
+        while True:
+            try:
+                result = func()
+            except (BrokerConnectionError, ConnectionError) as exc:
+                if not failed:
+                    self.log.error("broker unavailable", error=str(exc))
+                failed = True
+                if self.stop_requested:
+                    return None
+                self._sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if failed:
+                self.log.info("broker available again")
+                self._last_resync = 0.0
+                return None
+            return result
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.time() + seconds
+        while not self.stop_requested and (remaining := end - time.time()) > 0:
+            time.sleep(min(0.1, remaining))
+
+    def _startup(self) -> None:
+        for warning in self.tq.broker.check():
+            self.log.warning("broker setup", warning=warning)
+        self._queue_periodic_tasks()
+        self._resync(force=True)
+        self._maintenance(force=True)
+
+    def _iteration(self, burst: bool) -> bool:
+        self._resync()
+        self._maintenance(force=burst)
+        queues = list(self._queue_set)
+        random.shuffle(queues)
+        did_work = False
+        for queue in queues:
+            if self.stop_requested:
+                break
+            popped, slot_refused = self._process_from_queue(queue)
+            did_work = did_work or popped
+            if not popped and not slot_refused:
+                self._queue_set.discard(queue)
+        if not did_work and not self.stop_requested and not burst:
+            timeout = float(self.tq.config["SELECT_TIMEOUT"])
+            for name in self.tq.broker.wait_for_activity(timeout):
+                if self.processes(name) and name not in self._queue_set:
+                    self.log.debug("new queue", queue=name)
+                    self._queue_set.add(name)
+        return did_work
+
+    def _nothing_queued(self) -> bool:
+        self._resync(force=True)
+        for queue in list(self._queue_set):
+            if self.tq.broker.queue_sizes(queue).get(State.QUEUED, 0):
+                return False
+        return True
+
+    def _resync(self, force: bool = False) -> None:
+        """Re-read queue names from the broker, so that a missed notification
+        never strands a queue."""
+        now = time.time()
+        if not force and now - self._last_resync < float(self.tq.config["QUEUE_RESYNC_INTERVAL"]):
+            return
+        self._last_resync = now
+        for queue in self.tq.broker.queues(State.QUEUED):
+            if self.processes(queue):
+                self._queue_set.add(queue)
+
+    def _maintenance(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_maintenance < float(self.tq.config["SELECT_TIMEOUT"]):
+            return
+        if self.stop_requested:
+            return
+        self._last_maintenance = now
+        broker = self.tq.broker
+        move_interval = float(self.tq.config["QUEUE_SCHEDULED_TASKS_TIME"])
+        if force or not move_interval or broker.try_rate_limit("move_due", move_interval):
+            batch = int(self.tq.config["SCHEDULED_TASK_BATCH_SIZE"])
+            for queue in broker.queues(State.SCHEDULED):
+                if self.processes(queue):
+                    moved = broker.move_due(queue, batch)
+                    if moved:
+                        self.log.debug("scheduled tasks", queue=queue, count=moved)
+                        self._queue_set.add(queue)
+        interval = float(self.tq.config["REQUEUE_EXPIRED_TASKS_INTERVAL"])
+        if broker.try_rate_limit("expired", interval):
+            self._handle_expired()
+
+    # -- crash recovery -------------------------------------------------------------
+    def _handle_expired(self) -> None:
+        broker = self.tq.broker
+        older_than = broker.time() - float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        batch = int(self.tq.config["REQUEUE_EXPIRED_TASKS_BATCH_SIZE"])
+        for queue, task_id in broker.expired_tasks(older_than, batch):
+            try:
+                stored = broker.get_task(queue, State.ACTIVE, task_id)
+            except TaskNotFound:
+                self.log.warning("not found", queue=queue, task_id=task_id)
+                continue
+            task = Task._from_stored(self.tq, stored)
+            record = make_execution(
+                stored.ts,
+                None,
+                store_tracebacks=self.store_tracebacks,
+                name=exception_name(JobTimeoutException),
+                message="worker lost: the task's heartbeat expired (its worker died or hung)",
+                worker_id=self.id,
+            )
+            decision = decide_retry(self.tq, task, record, stored.executions_count + 1, time.time())
+            moved = broker.recover_expired(
+                queue,
+                task_id,
+                older_than,
+                _finish_outcome(decision),
+                when=decision.when,
+                execution=record,
+                max_stored_executions=task.max_stored_executions,
+            )
+            if moved:
+                self.log.warning(
+                    "queueing expired task"
+                    if decision.outcome == "retry"
+                    else "failing expired task",
+                    queue=queue,
+                    task_id=task_id,
+                )
+                self._report(task, record, decision)
+
+    # -- periodic tasks -----------------------------------------------------------------
+    def _queue_periodic_tasks(self) -> None:
+        from taskq_core.app import PERIODIC_TASKS
+
+        funcs = dict(PERIODIC_TASKS)
+        funcs.update(self.tq.periodic_task_funcs)
+        for func in funcs.values():
+            task = Task(self.tq, func)
+            if not self.processes(task.queue):
+                continue
+            self._queue_next_period(task)
+
+    def _queue_next_period(self, task: Task) -> None:
+        from taskq_core.schedule import load_schedule
+
+        schedule = task.options.get("schedule")
+        if schedule is None:
+            return
+        spec = schedule if callable(schedule) else load_schedule(schedule)
+        when: dt.datetime | None = spec(from_timestamp(time.time()))
+        if not when:
+            return
+        fresh = Task(self.tq, task.func)
+        fresh.delay(when=when)
+        self.log.debug("queued periodic task", func=fresh.serialized_func, when=str(when))
+
+    # -- processing ---------------------------------------------------------------------
+    def _process_from_queue(self, queue: str) -> tuple[bool, bool]:
+        """Pop and run one batch; returns (popped anything, slot refused)."""
+        broker = self.tq.broker
+        limit = self.queue_slot_limit(queue)
+        ttl = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        if limit is not None and not broker.acquire_queue_slot(queue, self.id, limit, ttl):
+            return False, True
+        try:
+            stored = broker.pop(
+                queue, self.batch_size(queue), self.id, float(self.tq.config["LOCK_RETRY"])
+            )
+            if not stored:
+                return False, False
+            started = time.time()
+            self._run_popped(queue, stored, slot_limit=limit)
+            self._stats_busy += time.time() - started
+            return True, False
+        finally:
+            if limit is not None:
+                broker.release_queue_slot(queue, self.id)
+
+    def _run_popped(self, queue: str, stored: list[StoredTask], slot_limit: int | None) -> None:
+        tasks: list[Task] = []
+        counts: dict[str, int] = {}
+        for item in stored:
+            counts[item.id] = item.executions_count
+            try:
+                tasks.append(Task._from_stored(self.tq, item))
+            except Exception as exc:  # an unreadable payload: fail it, keep going
+                self._fail_unreadable(queue, item, exc)
+        groups: dict[str, list[Task]] = {}
+        for task in tasks:
+            groups.setdefault(task.serialized_func, []).append(task)
+        for group in groups.values():
+            self._execute_group(queue, group, counts, slot_limit)
+
+    def _fail_unreadable(self, queue: str, item: StoredTask, exc: Exception) -> None:
+        record = make_execution(
+            time.time(), exc, store_tracebacks=self.store_tracebacks, worker_id=self.id
+        )
+        self.tq.broker.finish(queue, item.id, self.id, "error", execution=record)
+        self.log.error("task error", queue=queue, task_id=item.id, error=str(exc))
+
+    def _execute_group(
+        self, queue: str, group: list[Task], counts: dict[str, int], slot_limit: int | None
+    ) -> None:
+        broker = self.tq.broker
+        ttl = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        lock_retry = float(self.tq.config["LOCK_RETRY"])
+        held: dict[str, bool] = {}
+        runnable: list[Task] = []
+        for task in group:
+            if task.lock:
+                lock_id = task.lock_id
+                if lock_id not in held:
+                    held[lock_id] = broker.acquire_lock(lock_id, self.id, ttl)
+                if not held[lock_id]:
+                    self.log.info("could not acquire lock", task_id=task.id, queue=queue)
+                    broker.finish(queue, task.id, self.id, "requeue", when=time.time() + lock_retry)
+                    continue
+            runnable.append(task)
+        if not runnable:
+            self._release_locks(held)
+            return
+        for task in runnable:
+            self._prepare_periodic(task)
+        ids = [t.id for t in runnable]
+
+        def heartbeat() -> None:
+            broker.heartbeat(queue, ids, self.id)
+            for lock_id, ok in held.items():
+                if ok and not broker.renew_lock(lock_id, self.id, ttl):
+                    self.log.warning("could not reacquire lock", lock_id=lock_id)
+            if slot_limit is not None:
+                broker.acquire_queue_slot(queue, self.id, slot_limit, ttl)
+
+        try:
+            results = self.executor.execute(runnable, heartbeat)
+        finally:
+            self._release_locks(held)
+        by_id = {r.task_id: r for r in results}
+        timed_out = False
+        for task in runnable:
+            result = by_id.get(task.id) or RunResult(
+                task.id,
+                False,
+                0.0,
+                make_execution(
+                    time.time(),
+                    None,
+                    store_tracebacks=False,
+                    name=exception_name(JobTimeoutException),
+                    message="no result reported",
+                ),
+            )
+            timed_out = timed_out or result.timed_out
+            self._finish(queue, task, result, counts.get(task.id, 0))
+        if timed_out and self.executor.exit_worker_on_job_timeout:
+            self.log.error("exiting worker due to job timeout error")
+            raise SystemExit("exiting worker due to job timeout error")
+
+    def _release_locks(self, held: dict[str, bool]) -> None:
+        for lock_id, ok in held.items():
+            if ok:
+                self.tq.broker.release_lock(lock_id, self.id)
+
+    def _prepare_periodic(self, task: Task) -> None:
+        try:
+            if task.options.get("schedule") is not None:
+                self._queue_next_period(task)
+        except Exception:
+            self.log.exception("could not queue next period", task_id=task.id)
+
+    def _finish(self, queue: str, task: Task, result: RunResult, count: int) -> None:
+        broker = self.tq.broker
+        log = self.log.bind(queue=queue, task_id=task.id, func=task.serialized_func)
+        if result.extra.get("requeue"):
+            broker.finish(queue, task.id, self.id, "requeue")
+            log.info("task returned to queue (worker stopping)")
+            return
+        if result.success:
+            broker.finish(queue, task.id, self.id, "done")
+            self._processed += 1
+            log.info("done", processing_duration=round(result.duration, 6))
+            call_hook_safely(
+                "taskq_task_succeeded", tq=self.tq, task=task, duration=result.duration
+            )
+            return
+        record = result.execution or make_execution(
+            time.time(), None, store_tracebacks=False, message="unknown failure"
+        )
+        decision = decide_retry(self.tq, task, record, count + 1, time.time())
+        broker.finish(
+            queue,
+            task.id,
+            self.id,
+            _finish_outcome(decision),
+            when=decision.when,
+            execution=record,
+            max_stored_executions=task.max_stored_executions,
+        )
+        self._processed += 1
+        level = "error" if decision.outcome == "error" and decision.log_error else "warning"
+        getattr(log, level)(
+            "task error",
+            exception_name=record.get("exception_name"),
+            traceback=record.get("traceback"),
+            retry=decision.outcome == "retry",
+            params={"args": task.args, "kwargs": task.kwargs},
+        )
+        self._report(task, record, decision)
+
+    def _report(self, task: Task, record: Execution, decision: Decision) -> None:
+        call_hook_safely(
+            "taskq_task_failed",
+            tq=self.tq,
+            task=task,
+            execution=record,
+            will_retry=decision.outcome == "retry",
+        )
+        if decision.outcome == "retry":
+            return
+        call_hook_safely("taskq_task_permanently_failed", tq=self.tq, task=task, execution=record)
+        if task.serialized_runner_class:
+            try:
+                task.get_runner().on_permanent_error(task, record)
+            except Exception:
+                self.log.exception("runner on_permanent_error failed", task_id=task.id)
+
+    def _maybe_log_stats(self) -> None:
+        interval = float(self.tq.config["STATS_INTERVAL"])
+        now = time.time()
+        if not interval or now - self._stats_last < interval:
+            return
+        total = now - self._stats_last
+        self.log.info(
+            "stats",
+            time_total=round(total, 3),
+            time_busy=round(self._stats_busy, 3),
+            utilization=round(100 * self._stats_busy / total, 2) if total else 0.0,
+            processed=self._processed,
+        )
+        self._stats_last = now
+        self._stats_busy = 0.0
+
+
+def _finish_outcome(decision: Decision) -> Any:
+    return {"retry": "retry", "error": "error", "done": "done"}[decision.outcome]
