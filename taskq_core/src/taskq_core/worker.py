@@ -143,7 +143,7 @@ class Worker:
         self._stats_started = time.time()
         self._stats_busy = 0.0
         self._stats_last = time.time()
-        self._processed = 0
+        self.processed = 0
 
     # -- setup -------------------------------------------------------------------
     def _make_executor(self, executor: str | type[Executor]) -> Executor:
@@ -257,7 +257,7 @@ class Worker:
         finally:
             call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
             restore()
-            self.log.info("done", processed=self._processed)
+            self.log.info("done", processed=self.processed)
 
     def _with_backoff(self, func: Callable[[], Any]) -> Any:
         """Run ``func``; while the broker is unreachable, log it and retry with
@@ -543,7 +543,7 @@ class Worker:
             return
         if result.success:
             broker.finish(queue, task.id, self.id, "done")
-            self._processed += 1
+            self.processed += 1
             log.info("done", processing_duration=round(result.duration, 6))
             call_hook_safely(
                 "taskq_task_succeeded", tq=self.tq, task=task, duration=result.duration
@@ -562,7 +562,7 @@ class Worker:
             execution=record,
             max_stored_executions=task.max_stored_executions,
         )
-        self._processed += 1
+        self.processed += 1
         level = "error" if decision.outcome == "error" and decision.log_error else "warning"
         getattr(log, level)(
             "task error",
@@ -601,7 +601,7 @@ class Worker:
             time_total=round(total, 3),
             time_busy=round(self._stats_busy, 3),
             utilization=round(100 * self._stats_busy / total, 2) if total else 0.0,
-            processed=self._processed,
+            processed=self.processed,
         )
         self._stats_last = now
         self._stats_busy = 0.0

@@ -1,0 +1,1 @@
+"""Example tasks and the quickstart demo."""

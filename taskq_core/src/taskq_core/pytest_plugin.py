@@ -1,0 +1,40 @@
+"""taskq's pytest plugin (loaded automatically through the ``pytest11`` entry point).
+
+Fixtures for users' tests:
+
+* ``taskq_app`` — a fresh :class:`~taskq_core.TaskQ` on an in-memory broker.
+* ``taskq_run`` — a function that runs every queued task of an app (a burst
+  worker in this process) and fails the test if any task ended in ``error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from taskq_core.app import TaskQ
+
+__all__ = ["taskq_app", "taskq_run"]
+
+
+@pytest.fixture
+def taskq_app() -> Iterator[TaskQ]:
+    """A ``TaskQ`` on a fresh memory broker (tasks run in this process)."""
+    from taskq_core.brokers.memory import MemoryBroker
+
+    broker = MemoryBroker()
+    yield TaskQ(broker=broker)
+    broker.close()
+
+
+@pytest.fixture
+def taskq_run() -> Callable[..., int]:
+    """``taskq_run(tq, raise_on_errors=True, **worker_options) -> int``: run queued tasks."""
+    from taskq_core.testing import run_tasks
+
+    def run(tq: TaskQ, raise_on_errors: bool = True, **options: Any) -> int:
+        return run_tasks(tq, raise_on_errors=raise_on_errors, **options)
+
+    return run
