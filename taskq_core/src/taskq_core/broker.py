@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from taskq_core.exceptions import QueueFullException
 from taskq_core.states import State
 
 __all__ = [
@@ -153,7 +154,13 @@ class Broker(abc.ABC):
         """Enqueue many tasks, each atomically, in order (a broker may send them
         in one round trip). A task refused by ``max_queue_size`` does not raise
         here: its result has ``refused=True`` and the others are stored."""
-        return [self.enqueue(request) for request in requests]
+        results: list[EnqueueResult] = []
+        for request in requests:
+            try:
+                results.append(self.enqueue(request))
+            except QueueFullException:
+                results.append(EnqueueResult(request.id, None, created=False, ts=0.0, refused=True))
+        return results
 
     # -- worker side ---------------------------------------------------------
     @abc.abstractmethod
