@@ -58,6 +58,7 @@ SETTINGS: dict[str, Setting] = {
     "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
     "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),
     "LOGGER_NAME": Setting("taskq", (str,), "structlog logger name"),
+    "PLUGIN_CONFIG": Setting({}, (dict,), "settings for plugins, keyed by plugin name"),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
@@ -70,6 +71,7 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     }
     given: dict[str, Any] = dict(config or {})
     merged["BATCH_QUEUES"] = {}
+    merged["PLUGIN_CONFIG"] = {}
     for key, value in given.items():
         setting = SETTINGS.get(key)
         if setting is None:

@@ -393,9 +393,19 @@ class Task:
     def execute(self) -> Any:
         """Run the task inline with its runner (no timeout, retries or broker writes);
         exceptions propagate."""
+        from taskq_core.plugins import get_plugin_manager
+
         runner = self.get_runner()
+        box: list[Any] = []
+
+        def innermost(tq: TaskQ, tasks: Sequence[Task]) -> list[Any]:
+            box.append(runner.run_eager_task(self))
+            return box
+
         with running(self.tq, [self], self.is_batch_func):
-            return runner.run_eager_task(self)
+            hook = get_plugin_manager().hook.taskq_execute_task
+            hook.call_extra([innermost], {"tq": self.tq, "tasks": [self]})
+        return box[0]
 
     def get_runner(self) -> BaseRunner:
         from taskq_core.plugins import get_runner_class

@@ -1,0 +1,302 @@
+"""Workers as real processes against a real Redis: crashes, hung children,
+signals, outages, parallel workers and periodic tasks under the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+class Workers:
+    """Starts worker processes and cleans up whatever is left of them."""
+
+    def __init__(self, url: str, trace_dir: Path) -> None:
+        self.url = url
+        self.trace_dir = trace_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+        return {
+            **os.environ,
+            "TASKQ_URL": self.url,
+            "TASKQ_TEST_DIR": str(self.trace_dir),
+            "PYTHONPATH": path,
+            **extra,
+        }
+
+    def start(self, *args: str, app: str | None = "worker_app:tq") -> subprocess.Popen[bytes]:
+        index = len(self.procs)
+        log = open(self.trace_dir / f"worker{index}.log", "wb")  # noqa: SIM115
+        cmd = [
+            sys.executable,
+            "-m",
+            "taskq_core.cli",
+            "worker",
+            "--log-format",
+            "json",
+            *(["--app", app] if app else []),
+            *args,
+        ]
+        proc = subprocess.Popen(
+            cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, index: int = 0) -> str:
+        return (self.trace_dir / f"worker{index}.log").read_text(errors="replace")
+
+    def wait_ready(self, index: int = 0) -> None:
+        wait_for(lambda: '"ready"' in self.log(index), what=f"worker {index} ready")
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workers(
+    redis_url: str, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workers]:
+    monkeypatch.setenv("TASKQ_URL", redis_url)
+    monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
+    pool = Workers(redis_url, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.cleanup()
+
+
+@pytest.fixture
+def app(workers: Workers) -> Any:
+    import worker_app
+
+    # the module's app connects lazily; make sure it talks to this session's server
+    worker_app.tq._broker = None
+    worker_app.tq._broker_spec = workers.url
+    return worker_app
+
+
+def test_burst_worker_runs_tasks_and_exits_zero(workers: Workers, app: Any) -> None:
+    """`taskq worker --burst` runs every queued task in forked children and exits 0."""
+    for i in range(5):
+        app.record.delay("burst", value=str(i))
+    proc = workers.start("--burst")
+    assert proc.wait(timeout=30) == 0, workers.log()
+    assert sorted(lines(workers.trace_dir / "burst")) == ["0", "1", "2", "3", "4"]
+    assert app.tq.get_queue_stats() == {}
+
+
+def test_kill_9_of_a_busy_worker_recovers_its_task(workers: Workers, app: Any) -> None:
+    """A worker killed with SIGKILL mid-task: after ACTIVE_TASK_UPDATE_TIMEOUT another
+    worker records a JobTimeoutException ("worker lost") execution and, the task
+    having retry=True, runs it again (decision 2)."""
+    app.slow_then_quick.delay("crash", 60)
+    first = workers.start()
+    trace = workers.trace_dir / "crash"
+    wait_for(lambda: "run 0" in lines(trace), what="first run started")
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its child: a lost host
+    first.wait(timeout=10)
+    assert app.tq.get_queue_sizes("default")["active"] == 1
+    workers.start()
+    wait_for(lambda: "finished 1" in lines(trace), timeout=30, what="second run")
+    assert "finished 0" not in lines(trace)
+    wait_for(lambda: app.tq.get_queue_stats() == {}, what="task removed after success")
+    assert "queueing expired task" in workers.log(1)
+
+
+def test_kill_9_without_retry_moves_the_task_to_error(workers: Workers, app: Any) -> None:
+    """Without retry options a lost task goes to error with a worker-lost record."""
+    from taskq_core import Task
+
+    app.slow.delay("lost", 60)
+    first = workers.start()
+    wait_for(lambda: "started" in lines(workers.trace_dir / "lost"), what="task started")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    workers.start()
+    wait_for(
+        lambda: app.tq.get_queue_stats().get("default", {}).get("error"),
+        timeout=30,
+        what="task in error",
+    )
+    _, tasks = Task.tasks_from_queue(app.tq, "default", "error", load_executions=5)
+    (task,) = tasks
+    assert task.n_executions() == 1
+    assert task.executions[-1]["exception_name"] == "taskq_core.exceptions:JobTimeoutException"
+    assert "worker lost" in task.executions[-1]["traceback"]
+
+
+def test_hung_child_is_killed_by_the_parent(workers: Workers, app: Any) -> None:
+    """A child that ignores SIGALRM is SIGKILLed by the parent after its hard timeout
+    (+ ACTIVE_TASK_UPDATE_TIMEOUT); the failure is recorded and the worker goes on."""
+    from taskq_core import Task
+
+    app.hang_ignoring_alarm.delay("hang")
+    app.record.delay("after", value="next task ran")
+    proc = workers.start("--burst")
+    assert proc.wait(timeout=30) == 0, workers.log()
+    assert lines(workers.trace_dir / "after") == ["next task ran"]
+    _, tasks = Task.tasks_from_queue(app.tq, "default", "error", load_executions=1)
+    (task,) = tasks
+    assert task.executions[-1]["exception_name"] == "taskq_core.exceptions:JobTimeoutException"
+    assert "hard timeout elapsed in parent process" in workers.log()
+
+
+def test_sigterm_while_idle_exits_cleanly(workers: Workers, app: Any) -> None:
+    """SIGTERM to an idle worker: exit status 0 with the final "done" log line."""
+    proc = workers.start()
+    workers.wait_ready()
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, workers.log()
+    assert time.monotonic() - started < 5
+    assert '"done"' in workers.log()
+
+
+def test_sigterm_while_busy_finishes_the_task(workers: Workers, app: Any) -> None:
+    """SIGTERM (to the whole process group, as supervisors do) while a task runs:
+    the task finishes, its outcome is stored, other tasks stay queued, exit 0."""
+    app.slow.delay("busy", 1.5)
+    proc = workers.start()
+    trace = workers.trace_dir / "busy"
+    wait_for(lambda: "started" in lines(trace), what="task started")
+    app.record.delay("untouched")
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, workers.log()
+    assert lines(trace) == ["started", "finished"]
+    assert app.tq.get_queue_stats() == {"default": {"queued": 1}}
+
+
+def test_second_sigterm_returns_the_task_to_the_queue(workers: Workers, app: Any) -> None:
+    """A second SIGTERM insists: the running child is stopped and its task goes back
+    to queued without a failed execution; the worker exits 0."""
+    from taskq_core import Task
+
+    app.slow.delay("insist", 30)
+    proc = workers.start()
+    wait_for(lambda: "started" in lines(workers.trace_dir / "insist"), what="task started")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, workers.log()
+    _, tasks = Task.tasks_from_queue(app.tq, "default", "queued")
+    (task,) = tasks
+    assert task.n_executions() == 0
+
+
+def test_worker_survives_redis_restart(workers: Workers, tmp_path: Path) -> None:
+    """Redis stopped and started again under an idle worker: the worker logs the
+    outage, backs off, and processes a task queued after the restart (decision 10)."""
+    from redis_server import launch_redis_server
+    from taskq_core import TaskQ
+
+    server = launch_redis_server()
+    port = server.port
+    try:
+        url = server.url
+        pool = Workers(url, tmp_path)
+        workers.procs = pool.procs  # cleaned up by the fixture
+        proc = pool.start(app=None)
+        pool.wait_ready()
+        server.stop()
+        wait_for(lambda: "broker unavailable" in pool.log(), what="outage logged")
+        time.sleep(1.0)
+        server = launch_redis_server(extra_args=("--port", str(port)))
+        assert server.port == port or server.url
+        tq = TaskQ(f"redis://127.0.0.1:{port}/0")
+        import worker_app
+
+        tq.delay(worker_app.record, args=["after-restart"], kwargs={"value": "ok"})
+        wait_for(
+            lambda: lines(tmp_path / "after-restart") == ["ok"],
+            timeout=40,
+            what="task after restart",
+        )
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        server.stop()
+
+
+def test_parallel_workers_never_overlap_a_lock(workers: Workers, app: Any) -> None:
+    """Three workers, twelve tasks sharing one lock key: no two runs overlap."""
+    for _ in range(12):
+        app.exclusive.delay("lock", resource="printer", seconds=0.05)
+    procs = [workers.start("--burst") for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    wait_for(lambda: app.tq.get_queue_stats() == {}, timeout=30, what="all done")
+    events = [line.split() for line in lines(workers.trace_dir / "lock")]
+    spans = []
+    for kind, stamp, pid in events:
+        if kind == "start":
+            spans.append([float(stamp), None, pid])
+        else:
+            open_span = next(s for s in spans if s[2] == pid and s[1] is None)
+            open_span[1] = float(stamp)
+    assert len(spans) == 12
+    spans.sort()
+    for before, after in itertools.pairwise(spans):
+        assert before[1] <= after[0], f"overlap: {before} {after}"
+
+
+def test_unique_task_is_pending_once_across_workers(workers: Workers, app: Any) -> None:
+    """A unique task enqueued 20 times while two workers run is never run twice at once
+    and is pending at most once."""
+    for _ in range(20):
+        app.unique_job.delay("unique")
+    assert app.tq.get_queue_sizes("default")["queued"] == 1
+    procs = [workers.start("--burst") for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=30) == 0
+    assert lines(workers.trace_dir / "unique") == ["ran"]
+
+
+def test_cli_module_periodic_tasks_run(workers: Workers) -> None:
+    """`taskq worker -m module` runs the periodic tasks the module declared on its own
+    TaskQ object (decision 7), once per period."""
+    proc = workers.start("-m", "periodic_module", app=None)
+    tick = workers.trace_dir / "tick"
+    wait_for(lambda: len(lines(tick)) >= 3, timeout=20, what="three ticks")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    stamps = [float(x) for x in lines(tick)]
+    assert all(b - a > 0.5 for a, b in itertools.pairwise(stamps)), stamps
