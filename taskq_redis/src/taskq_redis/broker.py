@@ -1,0 +1,626 @@
+"""The Redis broker: every state move is one Lua script on one queue's keys."""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgpack
+import redis
+import redis.client
+import redis.exceptions
+
+from taskq_core.broker import (
+    Broker,
+    EnqueueRequest,
+    EnqueueResult,
+    Execution,
+    FinishOutcome,
+    StoredTask,
+)
+from taskq_core.exceptions import (
+    BrokerConnectionError,
+    QueueFullException,
+    SerializationError,
+    TaskNotFound,
+)
+from taskq_core.states import State
+from taskq_redis._connection import make_client, map_errors
+from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
+from taskq_redis._scripts import ScriptSet
+
+__all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker"]
+
+MIN_PRIORITY = -1000
+MAX_PRIORITY = 1000
+_OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
+_PURGE_CHUNK = 1000
+_PIPELINE_CHUNK = 1000
+_MIN_SERVER = (6, 2)
+
+
+def _num(value: float) -> str:
+    """A finite number as the exact text Redis and Lua parse back."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return repr(number)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _opt_float(raw: bytes) -> float | None:
+    return float(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class _Meta:
+    priority: int = 0
+    scheduled_at: float | None = None
+    time_last_queued: float | None = None
+    executions_count: int = 0
+
+
+def _parse_meta(raw: bytes | None) -> _Meta:
+    if not raw:
+        return _Meta()
+    parts = raw.split(b"|")
+    if len(parts) != 6:
+        return _Meta()
+    return _Meta(
+        priority=int(parts[0] or b"0"),
+        scheduled_at=_opt_float(parts[1]),
+        time_last_queued=_opt_float(parts[2]),
+        executions_count=int(parts[4] or b"0"),
+    )
+
+
+def _encode_execution(execution: Execution) -> bytes:
+    try:
+        packed: bytes = msgpack.packb(dict(execution), use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(f"cannot encode the execution record: {exc}") from exc
+    return packed
+
+
+def _decode_execution(raw: bytes) -> Execution:
+    value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    return dict(value) if isinstance(value, dict) else {"value": value}
+
+
+@dataclass
+class _Call:
+    """One command for :meth:`RedisBroker._run` (``script`` set for EVALSHA)."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    script: str | None = None
+
+
+class RedisBroker(Broker):
+    """A broker on Redis >= 6.2 (TCP, TLS or unix socket).
+
+    :param connection: a ready ``redis.Redis`` (any ``decode_responses``).
+    :param url: ``redis://``, ``rediss://`` or ``unix://`` URL (default
+        ``redis://localhost:6379/0``); a password missing from the URL is read
+        from ``TASKQ_REDIS_PASSWORD`` or ``REDIS_PASSWORD``.
+    :param prefix: the start of every key name (no braces).
+    :param options: redis-py connection options (``socket_timeout``,
+        ``password``, ``db``, ``ssl_ca_certs``...). Unknown names raise
+        ``TypeError``.
+    """
+
+    name: ClassVar[str] = "redis"
+    supports_fork: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        connection: redis.Redis | None = None,
+        url: str | None = None,
+        prefix: str = "taskq",
+        **options: Any,
+    ) -> None:
+        self.layout = Layout(prefix)
+        self.client, self.url, self._owns_client = make_client(connection, url, options)
+        self.scripts = ScriptSet()
+        self._pubsub: redis.client.PubSub | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        db: int | None = None,
+        **kw: Any,
+    ) -> RedisBroker:
+        """Build from CLI-style options: a URL, or host/port/db (+ password)."""
+        if url is None and (host is not None or port is not None or db is not None):
+            url = f"redis://{host or 'localhost'}:{port or 6379}/{db or 0}"
+        elif db is not None:
+            kw["db"] = db
+        if password is not None:
+            kw["password"] = password
+        return cls(url=url, **kw)
+
+    def __repr__(self) -> str:
+        return f"RedisBroker(url={self.url!r}, prefix={self.layout.prefix!r})"
+
+    # -- plumbing ----------------------------------------------------------------
+    def _script_call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> _Call:
+        return _Call("evalsha", self.scripts.evalsha_args(name, keys, args), script=name)
+
+    def _queue_call(self, name: str, keys: QueueKeys, *args: Any) -> _Call:
+        return self._script_call(name, keys.keys, (keys.queue, self.layout.channel, *args))
+
+    def _send(self, calls: Sequence[_Call]) -> list[Any]:
+        if len(calls) == 1:
+            call = calls[0]
+            try:
+                return [getattr(self.client, call.method)(*call.args, **call.kwargs)]
+            except redis.exceptions.NoScriptError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            getattr(pipe, call.method)(*call.args, **call.kwargs)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        return results
+
+    def _run(self, calls: Sequence[_Call]) -> list[Any]:
+        """Send ``calls`` in one round trip; load scripts on NOSCRIPT and resend
+        only the script calls that were refused (in their order)."""
+        with map_errors(self.url):
+            results = self._send(calls)
+            missing = [
+                i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
+            ]
+            if missing:
+                names = {calls[i].script for i in missing}
+                for name in sorted(n for n in names if n is not None):
+                    self.client.script_load(self.scripts[name].source)
+                again = self._send([calls[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+
+    def _one(self, call: _Call) -> Any:
+        return self._run([call])[0]
+
+    # -- lifecycle -----------------------------------------------------------------
+    def after_fork(self) -> None:
+        """Drop the connections inherited from the parent (new ones are made)."""
+        self._pubsub = None
+        self.client.connection_pool.reset()
+
+    def close(self) -> None:
+        """Close the notification subscription and (if ours) the connections."""
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except redis.exceptions.RedisError:
+                pass
+            self._pubsub = None
+        if self._owns_client:
+            self.client.connection_pool.disconnect()
+
+    def check(self) -> list[str]:
+        """Warn about a server older than 6.2 or a policy that evicts data."""
+        warnings: list[str] = []
+        with map_errors(self.url):
+            info = self.client.info("server")
+            version = str(info.get("redis_version", "0"))
+            parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+            if parts < _MIN_SERVER:
+                warnings.append(f"Redis {version} is older than 6.2, which taskq needs")
+            try:
+                config = self.client.config_get("maxmemory-policy")
+            except redis.exceptions.ResponseError:
+                config = {}
+            values: list[Any] = list(dict(config).values())
+            policy = _text(values[0]) if values else None
+            if policy is not None and policy != "noeviction":
+                warnings.append(
+                    f"Redis maxmemory-policy is {policy!r}: Redis may evict task data when "
+                    "memory is full; set it to 'noeviction'"
+                )
+        return warnings
+
+    def time(self) -> float:
+        """The Redis server's clock."""
+        with map_errors(self.url):
+            seconds, micros = self.client.time()
+        return seconds + micros / 1_000_000
+
+    # -- enqueue -----------------------------------------------------------------------
+    def _enqueue_call(self, request: EnqueueRequest) -> _Call:
+        priority = request.priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}")
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise ValueError(
+                f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
+            )
+        payload: object = request.payload
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError("the payload must be bytes")
+        max_size = request.max_queue_size
+        return self._queue_call(
+            "enqueue",
+            self.layout.queue(request.queue),
+            request.id,
+            bytes(payload),
+            "" if request.when is None else _num(request.when),
+            str(priority),
+            "1" if request.unique else "0",
+            "" if max_size is None else str(int(max_size)),
+        )
+
+    @staticmethod
+    def _enqueue_result(request: EnqueueRequest, raw: Sequence[Any]) -> EnqueueResult:
+        code = int(raw[0])
+        if code < 0:
+            return EnqueueResult(request.id, None, False, 0.0, refused=True)
+        return EnqueueResult(request.id, State(_text(raw[1])), code == 1, float(raw[2]))
+
+    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
+        """One round trip: SADD the root to the roots set, then the script."""
+        calls = [
+            _Call("sadd", (self.layout.roots, root_of(request.queue))),
+            self._enqueue_call(request),
+        ]
+        raw = self._run(calls)[1]
+        if int(raw[0]) < 0:
+            raise QueueFullException(f"Queue size: {int(raw[3])}")
+        return self._enqueue_result(request, raw)
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
+        """Pipelined: one round trip per 1000 tasks, each task atomic, in order."""
+        results: list[EnqueueResult] = []
+        for start in range(0, len(requests), _PIPELINE_CHUNK):
+            chunk = requests[start : start + _PIPELINE_CHUNK]
+            scripts = [self._enqueue_call(request) for request in chunk]
+            roots = sorted({root_of(request.queue) for request in chunk})
+            raw = self._run([_Call("sadd", (self.layout.roots, *roots)), *scripts])
+            results += [
+                self._enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
+            ]
+        return results
+
+    # -- worker side -----------------------------------------------------------------------
+    def pop(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> list[StoredTask]:
+        """One script: up to ``limit`` tasks with their payloads."""
+        if limit <= 0:
+            return []
+        raw = self._one(
+            self._queue_call(
+                "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
+            )
+        )
+        now = float(raw[0])
+        tasks: list[StoredTask] = []
+        for i in range(1, len(raw), 3):
+            meta = _parse_meta(raw[i + 2])
+            tasks.append(
+                StoredTask(
+                    id=_text(raw[i]),
+                    queue=queue,
+                    state=State.ACTIVE,
+                    payload=bytes(raw[i + 1]),
+                    ts=now,
+                    priority=meta.priority,
+                    scheduled_at=meta.scheduled_at,
+                    time_last_queued=meta.time_last_queued,
+                    executions_count=meta.executions_count,
+                )
+            )
+        return tasks
+
+    def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
+        if not task_ids:
+            return []
+        raw = self._one(
+            self._queue_call("heartbeat", self.layout.queue(queue), worker_id, *task_ids)
+        )
+        return [_text(item) for item in raw]
+
+    def _end_args(
+        self,
+        outcome: FinishOutcome,
+        when: float | None,
+        execution: Execution | None,
+        max_stored_executions: int | None,
+    ) -> tuple[str, str, bytes | str, str]:
+        if outcome not in _OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        if max_stored_executions is not None and max_stored_executions < 0:
+            raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
+        return (
+            outcome,
+            "" if when is None else _num(when),
+            b"" if execution is None else _encode_execution(execution),
+            str(int(max_stored_executions)) if max_stored_executions else "",
+        )
+
+    def finish(
+        self,
+        queue: str,
+        task_id: str,
+        worker_id: str,
+        outcome: FinishOutcome,
+        *,
+        when: float | None = None,
+        execution: Execution | None = None,
+        max_stored_executions: int | None = None,
+    ) -> bool:
+        args = self._end_args(outcome, when, execution, max_stored_executions)
+        call = self._queue_call(
+            "finish", self.layout.queue(queue), task_id, worker_id, args[0], *args[1:]
+        )
+        return bool(self._one(call))
+
+    def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
+        if limit <= 0:
+            return []
+        queues = sorted(self.queues(State.ACTIVE))
+        if not queues:
+            return []
+        bound = f"({_num(older_than)}"
+        calls = [
+            _Call(
+                "zrangebyscore",
+                (self.layout.queue(queue).state(State.ACTIVE), "-inf", bound),
+                {"start": 0, "num": limit, "withscores": True},
+            )
+            for queue in queues
+        ]
+        found: list[tuple[float, str, str]] = []
+        for queue, entries in zip(queues, self._run(calls), strict=True):
+            found += [(float(score), queue, _text(member)) for member, score in entries]
+        found.sort()
+        return [(queue, task_id) for _, queue, task_id in found[:limit]]
+
+    def recover_expired(
+        self,
+        queue: str,
+        task_id: str,
+        older_than: float,
+        outcome: FinishOutcome,
+        *,
+        when: float | None = None,
+        execution: Execution | None = None,
+        max_stored_executions: int | None = None,
+    ) -> bool:
+        args = self._end_args(outcome, when, execution, max_stored_executions)
+        call = self._queue_call(
+            "recover_expired", self.layout.queue(queue), task_id, _num(older_than), *args
+        )
+        return bool(self._one(call))
+
+    def move_due(self, queue: str, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        return int(self._one(self._queue_call("move_due", self.layout.queue(queue), int(limit))))
+
+    # -- locks and semaphores -----------------------------------------------------------------
+    @staticmethod
+    def _ms(ttl: float) -> int:
+        return max(1, math.ceil(float(ttl) * 1000))
+
+    def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
+        call = self._script_call(
+            "lock_acquire", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
+        )
+        return bool(self._one(call))
+
+    def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
+        call = self._script_call("lock_renew", [self.layout.lock(lock_id)], [token, self._ms(ttl)])
+        return bool(self._one(call))
+
+    def release_lock(self, lock_id: str, token: str) -> bool:
+        call = self._script_call("lock_release", [self.layout.lock(lock_id)], [token])
+        return bool(self._one(call))
+
+    def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
+        call = self._script_call(
+            "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), _num(ttl)]
+        )
+        return bool(self._one(call))
+
+    def release_queue_slot(self, queue: str, worker_id: str) -> None:
+        self._one(_Call("zrem", (self.layout.slots(queue), worker_id)))
+
+    def set_queue_system_lock(self, queue: str, timeout: float) -> None:
+        self._one(self._script_call("system_lock_set", [self.layout.slots(queue)], [_num(timeout)]))
+
+    def get_queue_system_lock(self, queue: str) -> float | None:
+        raw = self._one(self._script_call("system_lock_get", [self.layout.slots(queue)], []))
+        return None if raw is None else float(raw)
+
+    def try_rate_limit(self, name: str, ttl: float) -> bool:
+        raw = self._one(
+            _Call("set", (self.layout.rate_limit(name), b"1"), {"nx": True, "px": self._ms(ttl)})
+        )
+        return bool(raw)
+
+    # -- notifications ---------------------------------------------------------------------------
+    def _subscription(self) -> redis.client.PubSub:
+        if self._pubsub is None:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.layout.channel)
+            except BaseException:
+                pubsub.close()
+                raise
+            self._pubsub = pubsub
+        return self._pubsub
+
+    def subscribe(self) -> None:
+        """Start listening for notifications now (``wait_for_activity`` does it
+        on its first call otherwise)."""
+        with map_errors(self.url):
+            self._subscription()
+
+    def wait_for_activity(self, timeout: float) -> set[str]:
+        """Wait on the ``<prefix>:activity`` channel; returns as soon as one
+        queue name arrived (with any others already waiting)."""
+        deadline = _time.monotonic() + max(0.0, float(timeout))
+        names: set[str] = set()
+        try:
+            with map_errors(self.url):
+                pubsub = self._subscription()
+                while True:
+                    remaining = 0.0 if names else max(0.0, deadline - _time.monotonic())
+                    message = pubsub.get_message(timeout=remaining)
+                    if message is None:
+                        if names or _time.monotonic() >= deadline:
+                            return names
+                        continue
+                    if message.get("type") == "message":
+                        names.add(_text(message["data"]))
+        except BrokerConnectionError:
+            self._reset_pubsub()
+            raise
+
+    def _reset_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except (redis.exceptions.RedisError, OSError):
+                pass
+
+    # -- inspection -----------------------------------------------------------------------------
+    def roots(self) -> set[str]:
+        """Every queue root ever enqueued to."""
+        with map_errors(self.url):
+            members = self.client.smembers(self.layout.roots)
+        return {_text(m) for m in members}
+
+    def queues(self, state: State) -> set[str]:
+        """Exact per-root indexes (kept by the scripts), read in one pipeline."""
+        roots = sorted(self.roots())
+        if not roots:
+            return set()
+        calls = [_Call("smembers", (self.layout.index(root, state),)) for root in roots]
+        names: set[str] = set()
+        for members in self._run(calls):
+            names |= {_text(m) for m in members}
+        return names
+
+    def queue_sizes(self, queue: str) -> dict[State, int]:
+        keys = self.layout.queue(queue)
+        states = list(STATE_NUMBERS)
+        counts = self._run([_Call("zcard", (keys.state(state),)) for state in states])
+        return {state: int(n) for state, n in zip(states, counts, strict=True)}
+
+    def _read(
+        self, queue: str, state: State, load_executions: int, mode: str, *args: Any
+    ) -> tuple[int, list[StoredTask]]:
+        raw = self._one(
+            self._queue_call(
+                "read",
+                self.layout.queue(queue),
+                STATE_NUMBERS[state],
+                max(0, int(load_executions)),
+                mode,
+                *args,
+            )
+        )
+        total = int(raw[0])
+        tasks: list[StoredTask] = []
+        i = 1
+        while i < len(raw):
+            task_id, score, has_data, payload, meta_raw = raw[i : i + 5]
+            count = int(raw[i + 5])
+            records = raw[i + 6 : i + 6 + count]
+            i += 6 + count
+            meta = _parse_meta(meta_raw)
+            missing = has_data != b"1"
+            tasks.append(
+                StoredTask(
+                    id=_text(task_id),
+                    queue=queue,
+                    state=state,
+                    payload=b"" if missing else bytes(payload),
+                    ts=float(score),
+                    priority=meta.priority,
+                    scheduled_at=meta.scheduled_at,
+                    time_last_queued=meta.time_last_queued,
+                    executions_count=meta.executions_count,
+                    executions=[_decode_execution(r) for r in records if r],
+                    missing=missing,
+                )
+            )
+        return total, tasks
+
+    def get_task(
+        self, queue: str, state: State, task_id: str, load_executions: int = 0
+    ) -> StoredTask:
+        _, tasks = self._read(queue, State(state), load_executions, "ids", task_id)
+        if not tasks or tasks[0].missing:
+            raise TaskNotFound(f"task {task_id!r} is not {State(state).value} in queue {queue!r}")
+        return tasks[0]
+
+    def list_tasks(
+        self,
+        queue: str,
+        state: State,
+        skip: int = 0,
+        limit: int = 1000,
+        load_executions: int = 0,
+    ) -> tuple[int, list[StoredTask]]:
+        return self._read(
+            queue, State(state), load_executions, "range", max(0, int(skip)), max(0, int(limit))
+        )
+
+    def executions_count(self, queue: str, task_id: str) -> int:
+        tasks_key = self.layout.queue(queue).tasks
+        exists, meta = self._run(
+            [
+                _Call("hexists", (tasks_key, f"d:{task_id}")),
+                _Call("hget", (tasks_key, f"m:{task_id}")),
+            ]
+        )
+        if not exists:
+            raise TaskNotFound(f"task {task_id!r} of queue {queue!r} has no data")
+        return _parse_meta(meta).executions_count
+
+    # -- repair -----------------------------------------------------------------------------------
+    def _repair(self, script: str, queue: str, task_id: str, state: State, *args: Any) -> None:
+        if not self._one(self._queue_call(script, self.layout.queue(queue), task_id, *args)):
+            raise TaskNotFound(f"task {task_id!r} is not {state.value} in queue {queue!r}")
+
+    def cancel(self, queue: str, task_id: str) -> None:
+        self._repair("cancel", queue, task_id, State.SCHEDULED)
+
+    def delete(self, queue: str, task_id: str) -> None:
+        self._repair("delete", queue, task_id, State.ERROR)
+
+    def retry_from_error(self, queue: str, task_id: str) -> None:
+        self._repair("retry_from_error", queue, task_id, State.ERROR)
+
+    def update_scheduled_time(self, queue: str, task_id: str, when: float) -> None:
+        self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, _num(when))
+
+    def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
+        """Chunks of at most 1000, each atomic, from the oldest: never skips."""
+        keys = self.layout.queue(queue)
+        bound = "" if older_than is None else _num(older_than)
+        purged = 0
+        while limit is None or purged < limit:
+            chunk = _PURGE_CHUNK if limit is None else min(_PURGE_CHUNK, limit - purged)
+            done = int(self._one(self._queue_call("purge_errors", keys, bound, chunk)))
+            purged += done
+            if done < chunk:
+                break
+        return purged

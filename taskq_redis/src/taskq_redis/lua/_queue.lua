@@ -1,0 +1,263 @@
+-- _queue.lua: shared prelude of every per-queue script.
+--
+-- The loader prepends this file to each per-queue script (enqueue, pop,
+-- finish, ...), so they all receive the same KEYS: the ten keys of one queue
+-- Q, all sharing the hash tag of Q's root name ({T} below), hence one
+-- cluster slot. No key name is built here: keys are only read from KEYS.
+--
+-- KEYS (P = the broker prefix, T = the escaped root of Q):
+--   KEYS[1]  P:{T}:queued:Q     ZSET  id -> time it became queued (epoch s)
+--   KEYS[2]  P:{T}:scheduled:Q  ZSET  id -> due time (epoch seconds)
+--   KEYS[3]  P:{T}:active:Q     ZSET  id -> last heartbeat (server time)
+--   KEYS[4]  P:{T}:error:Q      ZSET  id -> failure time (server time)
+--   KEYS[5]  P:{T}:tasks:Q      HASH  per task id:
+--              "d:<id>"      payload bytes (opaque)
+--              "m:<id>"      meta "priority|scheduled_at|time_last_queued|
+--                            seq|executions_count|first_stored"
+--                            (times kept as the exact strings received;
+--                            seq = the task's member in KEYS[11], if queued)
+--              "o:<id>"      owner worker id, while active
+--              "x:<id>:<n>"  n-th execution record (msgpack), for
+--                            first_stored <= n <= executions_count
+--   KEYS[6]  P:{T}:queues:queued     SET  names of the root's queues with
+--   KEYS[7]  P:{T}:queues:scheduled  SET  at least one task in that state
+--   KEYS[8]  P:{T}:queues:active     SET  (kept exact by these scripts)
+--   KEYS[9]  P:{T}:queues:error      SET
+--   KEYS[10] P:{T}:seq               STRING  counter (INCR) for pop order
+--   KEYS[11] P:{T}:order:Q      ZSET  pop order of the queued tasks:
+--              score -priority, member <queued time in microseconds, 17
+--              digits><seq, 13 digits><id>; ascending (score, member) =
+--              highest priority first, then earliest queued, then first in
+--
+-- ARGV[1] is the queue name Q, ARGV[2] the notification channel; each script
+-- documents its own ARGV from ARGV[3] on.
+--
+-- State numbers are KEYS indexes: the index set of state s is KEYS[s + 5].
+
+local QUEUED, SCHEDULED, ACTIVE, ERROR = 1, 2, 3, 4
+local TASKS, SEQ, ORDER = 5, 10, 11
+local ORDER_PREFIX = 30 -- digits before the id in an ORDER member
+local INDEX_OFFSET = 5
+local STATE_NAMES = { "queued", "scheduled", "active", "error" }
+local CHUNK = 1000
+
+local QUEUE = ARGV[1]
+local CHANNEL = ARGV[2]
+local notify = false
+
+-- The server clock: a number for comparisons and an exact string to store.
+local function server_now()
+  local t = redis.call("TIME")
+  local s = t[1] .. "." .. string.format("%06d", tonumber(t[2]))
+  return tonumber(s), s
+end
+
+local function time_string(x)
+  return string.format("%.6f", x)
+end
+
+local function score_of(s, id)
+  return redis.call("ZSCORE", KEYS[s], id)
+end
+
+local function add(s, id, score)
+  redis.call("ZADD", KEYS[s], score, id)
+  redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
+end
+
+-- Forget the queue in the state's index once its zset is empty.
+local function tidy(s)
+  if redis.call("ZCARD", KEYS[s]) == 0 then
+    redis.call("SREM", KEYS[s + INDEX_OFFSET], QUEUE)
+  end
+end
+
+local function remove(s, id)
+  if redis.call("ZREM", KEYS[s], id) == 1 then
+    tidy(s)
+    return true
+  end
+  return false
+end
+
+local function parse_meta(raw)
+  if not raw then
+    return nil
+  end
+  local p, s, t, q, c, f = string.match(raw, "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
+  if not p then
+    return nil
+  end
+  return {
+    priority = p,
+    scheduled_at = s,
+    time_last_queued = t,
+    seq = q,
+    count = tonumber(c) or 0,
+    first = tonumber(f) or 1,
+  }
+end
+
+local function get_meta(id)
+  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+end
+
+local function new_meta()
+  return { priority = "0", scheduled_at = "", time_last_queued = "", seq = "", count = 0, first = 1 }
+end
+
+local function set_meta(id, m)
+  redis.call(
+    "HSET",
+    KEYS[TASKS],
+    "m:" .. id,
+    table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.seq, m.count, m.first }, "|")
+  )
+end
+
+-- Delete the stored execution records first..last of a task.
+local function drop_records(id, first, last)
+  local fields = {}
+  for n = first, last do
+    fields[#fields + 1] = "x:" .. id .. ":" .. n
+    if #fields == CHUNK then
+      redis.call("HDEL", KEYS[TASKS], unpack(fields))
+      fields = {}
+    end
+  end
+  if #fields > 0 then
+    redis.call("HDEL", KEYS[TASKS], unpack(fields))
+  end
+end
+
+-- Append an execution record; keep only the newest max_stored ("" = all).
+local function append_execution(id, m, record, max_stored)
+  m.count = m.count + 1
+  redis.call("HSET", KEYS[TASKS], "x:" .. id .. ":" .. m.count, record)
+  if max_stored ~= "" then
+    local oldest_kept = m.count - tonumber(max_stored) + 1
+    if m.first < oldest_kept then
+      drop_records(id, m.first, oldest_kept - 1)
+      m.first = oldest_kept
+    end
+  end
+end
+
+-- Forget every record and the count (a successful run of a unique task).
+local function reset_executions(id, m)
+  drop_records(id, m.first, m.count)
+  m.count = 0
+  m.first = 1
+end
+
+-- Delete everything stored for a task (payload, meta, owner, records).
+local function delete_task(id, m)
+  m = m or get_meta(id)
+  if m then
+    drop_records(id, m.first, m.count)
+  end
+  redis.call("HDEL", KEYS[TASKS], "d:" .. id, "m:" .. id, "o:" .. id)
+end
+
+-- Whether some state still holds the id (so its data must be kept).
+local function held(id)
+  return score_of(QUEUED, id) or score_of(SCHEDULED, id) or score_of(ACTIVE, id) or score_of(ERROR, id)
+end
+
+-- Put a task in queued with time `ts_s` (caller has removed other pending
+-- copies): the queued zset gets the time, the order zset the pop position.
+local function queue_task(id, m, ts_s)
+  local priority = (m and tonumber(m.priority)) or 0
+  local seq = redis.call("INCR", KEYS[SEQ])
+  local member = string.format("%017.0f%013d", tonumber(ts_s) * 1000000, seq) .. id
+  add(QUEUED, id, ts_s)
+  redis.call("ZADD", KEYS[ORDER], -priority, member)
+  if m then
+    m.seq = tostring(seq)
+  end
+  notify = true
+end
+
+-- The pending copy's state and due time, or nil.
+local function pending(id)
+  local q = score_of(QUEUED, id)
+  if q then
+    return QUEUED, q
+  end
+  local s = score_of(SCHEDULED, id)
+  if s then
+    return SCHEDULED, s
+  end
+  return nil, nil
+end
+
+-- Make the task pending at `when_s` (nil/"" or due: queued now), merging with
+-- an existing pending copy: the earlier due time wins.
+local function make_pending(id, m, when_s, now, now_s, may_queue)
+  local due = may_queue and (when_s == nil or when_s == "" or tonumber(when_s) <= now)
+  if when_s == nil or when_s == "" then
+    when_s = now_s
+  end
+  local state, current = pending(id)
+  if state == QUEUED then
+    return
+  end
+  if state == SCHEDULED then
+    if due then
+      remove(SCHEDULED, id)
+      queue_task(id, m, now_s)
+    elseif tonumber(when_s) < tonumber(current) then
+      add(SCHEDULED, id, when_s)
+    end
+    return
+  end
+  if due then
+    queue_task(id, m, now_s)
+  else
+    add(SCHEDULED, id, when_s)
+  end
+end
+
+-- End an active run with `outcome` (done/retry/error/requeue); the caller has
+-- checked that the id is active and may be ended.
+local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
+  remove(ACTIVE, id)
+  redis.call("HDEL", KEYS[TASKS], "o:" .. id)
+  local m = get_meta(id)
+  if m and record ~= "" then
+    append_execution(id, m, record, max_stored)
+  end
+  if outcome == "done" then
+    local has_pending = score_of(QUEUED, id) or score_of(SCHEDULED, id)
+    local has_error = score_of(ERROR, id)
+    if has_pending or has_error then
+      if m then
+        if not has_error then
+          reset_executions(id, m)
+        end
+        set_meta(id, m)
+      end
+    else
+      delete_task(id, m)
+    end
+    return
+  end
+  if outcome == "error" then
+    add(ERROR, id, now_s)
+  elseif outcome == "retry" then
+    make_pending(id, m, when_s, now, now_s, false)
+  else -- requeue
+    make_pending(id, m, when_s, now, now_s, true)
+  end
+  if m then
+    set_meta(id, m)
+  end
+end
+
+local function finish_notify()
+  if notify then
+    redis.call("PUBLISH", CHANNEL, QUEUE)
+  end
+end
+
+-- ---------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+-- enqueue.lua: store a task as queued or scheduled (transition "enqueue").
+--
+-- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
+--   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
+--   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
+--   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
+--   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
+--   queue names (queued, scheduled, active, error), KEYS[10] sequence
+--   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+-- ARGV:
+--   [1] queue name, [2] notification channel,
+--   [3] task id, [4] payload bytes,
+--   [5] due time ("" = now), [6] priority (integer string),
+--   [7] "1" if unique else "0" (a pending copy blocks any id alike),
+--   [8] max queue size ("" = none).
+-- Returns {code, state, ts, size}:
+--   code -1: refused: the queue already holds `size` >= max size tasks
+--            (queued + scheduled + active); checked first, nothing written
+--   code 0:  a pending copy (queued/scheduled) of the id exists, unique or
+--            not; nothing changed; state and ts are the copy's
+--   code 1:  stored; state "queued" (ts = now) or "scheduled" (ts = when);
+--            meta keeps the count and records of an active/error twin
+-- Reads/writes: the ZSETs (ZSCORE, ZCARD, ZADD), the tasks HASH fields
+-- d:<id> and m:<id>, an index SET (SADD), the counter (INCR); publishes
+-- the queue name on the channel when the task is queued.
+
+local id, payload, when_s = ARGV[3], ARGV[4], ARGV[5]
+local priority, max_size = ARGV[6], ARGV[8]
+local now, now_s = server_now()
+
+if max_size ~= "" then
+  local size = redis.call("ZCARD", KEYS[QUEUED]) + redis.call("ZCARD", KEYS[SCHEDULED])
+    + redis.call("ZCARD", KEYS[ACTIVE])
+  if size >= tonumber(max_size) then
+    return { -1, "", "", size }
+  end
+end
+
+local state, ts = pending(id)
+if state then
+  return { 0, STATE_NAMES[state], ts, 0 }
+end
+
+local m = get_meta(id) or new_meta()
+m.priority = priority
+m.time_last_queued = now_s
+if when_s == "" then
+  m.scheduled_at = now_s
+else
+  m.scheduled_at = when_s
+end
+redis.call("HSET", KEYS[TASKS], "d:" .. id, payload)
+
+local result
+if when_s == "" or tonumber(when_s) <= now then
+  queue_task(id, m, now_s)
+  result = { 1, "queued", now_s, 0 }
+else
+  add(SCHEDULED, id, when_s)
+  result = { 1, "scheduled", when_s, 0 }
+end
+set_meta(id, m)
+finish_notify()
+return result

@@ -1,0 +1,36 @@
+-- purge_errors.lua: delete one chunk of tasks in error that failed before a
+-- time (the client calls it until a chunk comes back short).
+--
+-- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
+--   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
+--   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
+--   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
+--   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
+--   queue names (queued, scheduled, active, error), KEYS[10] sequence
+--   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+-- ARGV: [1] queue name, [2] notification channel (unused),
+--   [3] older_than ("" = any time; else ids whose failure time is strictly
+--   before it), [4] chunk size.
+-- Returns how many ids were removed from error (ids whose data is missing
+-- included). Each removed id's data, meta and records are deleted unless a
+-- pending copy or an active twin still holds it. Deleted ids leave the zset,
+-- so the next call starts again from the oldest: no entry is skipped.
+-- Reads/writes: the ZSETs, tasks HASH fields of the ids, error index SET.
+
+local older_than, chunk = ARGV[3], tonumber(ARGV[4])
+local max = "+inf"
+if older_than ~= "" then
+  max = "(" .. older_than
+end
+local ids = redis.call("ZRANGEBYSCORE", KEYS[ERROR], "-inf", max, "LIMIT", 0, chunk)
+if #ids == 0 then
+  return 0
+end
+redis.call("ZREM", KEYS[ERROR], unpack(ids))
+for _, id in ipairs(ids) do
+  if not held(id) then
+    delete_task(id, nil)
+  end
+end
+tidy(ERROR)
+return #ids

@@ -1,0 +1,63 @@
+-- read.lua: read tasks of one state (read-only; get_task and list_tasks).
+--
+-- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
+--   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
+--   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
+--   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
+--   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
+--   queue names (queued, scheduled, active, error), KEYS[10] sequence
+--   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+-- ARGV: [1] queue name, [2] notification channel (unused),
+--   [3] state number (1 queued, 2 scheduled, 3 active, 4 error),
+--   [4] executions to load (newest n), [5] mode "range" or "ids",
+--   range: [6] skip (from the lowest score), [7] limit;
+--   ids:   [6...] task ids.
+-- Returns {total, id, score, has_data, payload, meta, n, record1..recordn,
+-- id, ...}: total = ZCARD of the state; then, for each id in the state (in
+-- ascending score order for "range"; ids not in the state are left out for
+-- "ids"), its score, "1"/"0" whether d:<id> exists, the payload ("" when
+-- missing), the meta string ("" when missing) and its newest n records,
+-- oldest first.
+
+local state, n_exec, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local out = { redis.call("ZCARD", KEYS[state]) }
+local entries = {}
+if mode == "range" then
+  local skip, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
+  if limit > 0 then
+    local flat = redis.call("ZRANGE", KEYS[state], skip, skip + limit - 1, "WITHSCORES")
+    for i = 1, #flat, 2 do
+      entries[#entries + 1] = { flat[i], flat[i + 1] }
+    end
+  end
+else
+  for i = 6, #ARGV do
+    local score = score_of(state, ARGV[i])
+    if score then
+      entries[#entries + 1] = { ARGV[i], score }
+    end
+  end
+end
+for _, entry in ipairs(entries) do
+  local id = entry[1]
+  local data = redis.call("HMGET", KEYS[TASKS], "d:" .. id, "m:" .. id)
+  out[#out + 1] = id
+  out[#out + 1] = entry[2]
+  out[#out + 1] = data[1] and "1" or "0"
+  out[#out + 1] = data[1] or ""
+  out[#out + 1] = data[2] or ""
+  local records = {}
+  local m = parse_meta(data[2])
+  if m and n_exec > 0 and m.count >= m.first then
+    local fields = {}
+    for k = math.max(m.first, m.count - n_exec + 1), m.count do
+      fields[#fields + 1] = "x:" .. id .. ":" .. k
+    end
+    records = redis.call("HMGET", KEYS[TASKS], unpack(fields))
+  end
+  out[#out + 1] = #records
+  for _, record in ipairs(records) do
+    out[#out + 1] = record or ""
+  end
+end
+return out

@@ -1,0 +1,31 @@
+-- recover_expired.lua: end the run of an active task whose worker was lost
+-- (transitions "requeue_expired", "fail_expired").
+--
+-- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
+--   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
+--   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
+--   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
+--   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
+--   queue names (queued, scheduled, active, error), KEYS[10] sequence
+--   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+-- ARGV:
+--   [1] queue name, [2] notification channel,
+--   [3] task id, [4] older_than (epoch seconds),
+--   [5] outcome: "done" | "retry" | "error" | "requeue",
+--   [6] when ("" = now), [7] execution record ("" = none),
+--   [8] max stored executions ("" = all).
+-- Returns 1 when the task moved, 0 when it is not active or its last
+-- heartbeat (active score) is not before older_than (its worker is alive).
+-- Effects: as finish.lua (end_active in _queue.lua), whoever owns the task.
+
+local id, older_than, outcome = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local when_s, record, max_stored = ARGV[6], ARGV[7], ARGV[8]
+
+local score = score_of(ACTIVE, id)
+if not score or tonumber(score) >= older_than then
+  return 0
+end
+local now, now_s = server_now()
+end_active(id, outcome, when_s, record, max_stored, now, now_s)
+finish_notify()
+return 1

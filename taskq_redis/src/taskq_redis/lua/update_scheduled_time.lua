@@ -1,0 +1,29 @@
+-- update_scheduled_time.lua: change a scheduled task's due time
+-- (transition "update_scheduled_time").
+--
+-- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
+--   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
+--   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
+--   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
+--   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
+--   queue names (queued, scheduled, active, error), KEYS[10] sequence
+--   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+-- ARGV: [1] queue name, [2] notification channel (unused), [3] task id,
+--   [4] new due time (epoch seconds, stored as given).
+-- Returns 1 when updated, 0 when the id is not scheduled or its data is
+-- missing. Only the scheduled
+-- score and the scheduled_at part of m:<id> change; the payload d:<id> is
+-- not touched.
+-- Reads/writes: scheduled ZSET (ZSCORE, ZADD XX), tasks HASH field m:<id>.
+
+local id, when_s = ARGV[3], ARGV[4]
+if not score_of(SCHEDULED, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
+  return 0
+end
+redis.call("ZADD", KEYS[SCHEDULED], "XX", when_s, id)
+local m = get_meta(id)
+if m then
+  m.scheduled_at = when_s
+  set_meta(id, m)
+end
+return 1
