@@ -83,21 +83,39 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         if value is None and key == "DEFAULT_RETRY_METHOD":
             merged[key] = value
             continue
-        bad_bool = isinstance(value, bool) and bool not in setting.types and setting.types == _NUM
+        bad_bool = isinstance(value, bool) and bool not in setting.types
         if bad_bool or not isinstance(value, setting.types):
             expected = " or ".join(t.__name__ for t in setting.types)
             raise ConfigError(
                 f"config key {key!r} must be {expected}, got {type(value).__name__} {value!r}"
             )
-        if isinstance(value, int | float) and setting.types == _NUM and value < 0:
-            raise ConfigError(f"config key {key!r} must not be negative, got {value!r}")
+        if isinstance(value, int | float) and setting.types == _NUM and not value >= 0:
+            raise ConfigError(f"config key {key!r} must be a number >= 0, got {value!r}")
         merged[key] = value
     batch_queues: dict[Any, Any] = merged["BATCH_QUEUES"]
     for name, size in batch_queues.items():
-        if not isinstance(name, str) or not isinstance(size, int) or size < 1:
+        valid = isinstance(name, str) and isinstance(size, int) and not isinstance(size, bool)
+        if not valid or size < 1:
             raise ConfigError(
                 f"BATCH_QUEUES must map queue names to positive ints, got {name!r}: {size!r}"
             )
     if merged["DEFAULT_RETRY_METHOD"] is None:
         merged["DEFAULT_RETRY_METHOD"] = _default_retry()
+    else:
+        from taskq_core.retry import serialize_retry_method
+
+        try:
+            serialize_retry_method(merged["DEFAULT_RETRY_METHOD"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"config key 'DEFAULT_RETRY_METHOD' is not a usable retry policy: {exc}"
+            ) from exc
+    for manager in merged["CHILD_CONTEXT_MANAGERS"]:
+        if isinstance(manager, type) or not (
+            hasattr(manager, "__enter__") and hasattr(manager, "__exit__")
+        ):
+            raise ConfigError(
+                "config key 'CHILD_CONTEXT_MANAGERS' must list context manager instances, "
+                f"got {manager!r}"
+            )
     return merged
