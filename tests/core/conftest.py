@@ -4,8 +4,9 @@ Plugin tests: ``plugin_env`` gives each test fresh plugin loading with only
 ``core`` autoloading; ``fake_dists`` writes real (fake) installed
 distributions into a directory on ``sys.path``, so ``importlib.metadata``
 discovers their ``taskq`` entry points exactly as it would after ``pip
-install``; ``isolated_site`` builds a directory holding only taskq-core and
-its dependencies, for subprocesses that must not see the other plugins.
+install``; ``isolated_python`` runs subprocesses in an environment where
+only taskq-core and its dependencies are installed (``isolated_pythons`` for
+other sets), so they cannot see the other plugins.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -116,12 +117,19 @@ def _requirements_of(dist_name: str) -> list[str]:
     return names
 
 
-def _link_distribution(site: Path, dist_name: str, top_level: dict[str, list[str]]) -> None:
+def _install_into(site: Path, dist_name: str, top_level: dict[str, list[str]]) -> None:
+    """Make the installed distribution ``dist_name`` importable from ``site``:
+    link its top-level modules and write its metadata and entry points."""
     dist = importlib.metadata.distribution(dist_name)
-    canonical = str(dist.metadata["Name"]).lower().replace("_", "-")
-    for module, owners in top_level.items():
-        if canonical not in {owner.lower().replace("_", "-") for owner in owners}:
-            continue
+    name = str(dist.metadata["Name"])
+    canonical = name.lower().replace("_", "-")
+    modules = [
+        module
+        for module, owners in top_level.items()
+        if module.isidentifier()
+        and canonical in {owner.lower().replace("_", "-") for owner in owners}
+    ] or [canonical.replace("-", "_")]  # an editable install lists no modules
+    for module in modules:
         spec = importlib.util.find_spec(module)
         if spec is None:
             continue
@@ -134,41 +142,29 @@ def _link_distribution(site: Path, dist_name: str, top_level: dict[str, list[str
         link = site / target.name
         if not link.exists():
             link.symlink_to(target)
-    for file in dist.files or []:
-        if file.parts and file.parts[0].endswith(".dist-info"):
-            info = Path(str(dist.locate_file(file.parts[0])))
-            if info.is_dir() and not (site / info.name).exists():
-                (site / info.name).symlink_to(info)
-            break
+    info = site / f"{canonical.replace('-', '_')}-{dist.version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {dist.version}\n"
+    )
+    entry_points = dist.read_text("entry_points.txt")
+    if entry_points:
+        (info / "entry_points.txt").write_text(entry_points)
 
 
-@pytest.fixture(scope="session")
-def isolated_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with taskq-core and its dependencies only (as after
-    ``pip install taskq-core`` in a fresh virtualenv); use with ``python -S``."""
-    site = tmp_path_factory.mktemp("isolated-site")
+def build_site(site: Path, distributions: tuple[str, ...]) -> None:
+    """Install ``distributions`` and everything they require into ``site``, as
+    ``pip install`` would in a fresh virtualenv (but from this environment)."""
     top_level = importlib.metadata.packages_distributions()
     seen: set[str] = set()
-    pending = _requirements_of("taskq-core")
+    pending = list(distributions)
     while pending:
         name = pending.pop()
         if name.lower() in seen:
             continue
         seen.add(name.lower())
-        _link_distribution(site, name, top_level)
+        _install_into(site, name, top_level)
         pending.extend(_requirements_of(name))
-    core = importlib.metadata.distribution("taskq-core")
-    package = importlib.util.find_spec("taskq_core")
-    assert package is not None
-    assert package.submodule_search_locations
-    (site / "taskq_core").symlink_to(next(iter(package.submodule_search_locations)))
-    info = site / f"taskq_core-{core.version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: taskq-core\nVersion: {core.version}\n"
-    )
-    (info / "entry_points.txt").write_text(core.read_text("entry_points.txt") or "")
-    return site
 
 
 class IsolatedPython:
@@ -180,12 +176,14 @@ class IsolatedPython:
     def run(
         self, *args: str, extra_paths: tuple[Path, ...] = (), env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``python -S *args``; ``extra_paths`` go on PYTHONPATH after the site."""
+        """Run ``python -S *args`` in the site directory; ``extra_paths`` go on
+        PYTHONPATH after the site."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQ_", "PYTHON"))}
         full_env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (self.site, *extra_paths))
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-S", *args],
+            cwd=self.site,
             env=full_env,
             capture_output=True,
             text=True,
@@ -194,7 +192,27 @@ class IsolatedPython:
         )
 
 
+@pytest.fixture(scope="session")
+def isolated_pythons(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., IsolatedPython]:
+    """``isolated_pythons("taskq-core", "taskq-redis")``: Python in a fresh
+    environment where only these distributions (and their requirements) are
+    installed. Each set is built once per session."""
+    built: dict[tuple[str, ...], IsolatedPython] = {}
+
+    def make(*distributions: str) -> IsolatedPython:
+        key = tuple(sorted(distributions))
+        if key not in built:
+            site = tmp_path_factory.mktemp("isolated-site")
+            build_site(site, key)
+            built[key] = IsolatedPython(site)
+        return built[key]
+
+    return make
+
+
 @pytest.fixture
-def isolated_python(isolated_site: Path) -> IsolatedPython:
-    """Run Python in an environment where only taskq-core is installed."""
-    return IsolatedPython(isolated_site)
+def isolated_python(isolated_pythons: Callable[..., IsolatedPython]) -> IsolatedPython:
+    """Python in a fresh environment where only taskq-core is installed."""
+    return isolated_pythons("taskq-core")

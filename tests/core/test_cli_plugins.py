@@ -245,3 +245,19 @@ def test_fresh_environment_discovers_installed_plugin(
     assert names({"TASKQ_PLUGINS": "core"}) == ["core"]
     hello = isolated_python.run("-m", "taskq_core.cli", "hello", extra_paths=(fake_dists.site,))
     assert hello.stdout == "hello world\n", hello.stderr
+
+
+def test_installing_taskq_redis_adds_the_redis_broker(isolated_pythons: Any) -> None:
+    """With taskq-core and taskq-redis installed, ``taskq plugins`` lists redis
+    and its broker schemes."""
+    try:
+        importlib.metadata.distribution("taskq-redis")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("taskq-redis is not installed in this environment")
+    python = isolated_pythons("taskq-core", "taskq-redis")
+    result = python.run("-m", "taskq_core.cli", "plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    assert list(listing) == ["core", "redis"]
+    assert listing["redis"]["distribution"] == "taskq-redis"
+    assert {"name": "redis", "schemes": ["redis", "rediss", "unix"]} in listing["redis"]["brokers"]
