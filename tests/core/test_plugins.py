@@ -628,3 +628,17 @@ def test_runner_errors_say_what_to_do() -> None:
 def test_broker_base_class_is_the_contract() -> None:
     """make_broker's result type is the Broker contract (a guard for the fixtures above)."""
     assert Broker.__abstractmethods__
+
+
+def test_unknown_broker_installed_but_autoload_disabled_says_how_to_enable(
+    fakeb: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With autoloading disabled, the message names the switch and the plugin to allow."""
+    monkeypatch.setitem(plugins.KNOWN_BROKER_DISTRIBUTIONS, "fakeb", "taskq-fakeb")  # type: ignore[arg-type]
+    monkeypatch.delenv("TASKQ_PLUGINS")
+    with pytest.raises(UnknownBrokerError) as excinfo:
+        make_broker("fakeb")
+    assert str(excinfo.value).endswith(
+        'its plugin "fakeb" is not loaded because TASKQ_DISABLE_PLUGIN_AUTOLOAD is set: '
+        'unset it or set TASKQ_PLUGINS to include "fakeb".'
+    )

@@ -663,9 +663,12 @@ def _install_hint(name: str, distribution: str) -> str:
     if _allow_list() is not None:
         why = f"{ALLOW_LIST_ENV}={os.environ.get(ALLOW_LIST_ENV, '')!r} does not list it"
         fix = f"add {plugin_names} to {ALLOW_LIST_ENV}"
-    else:
+    elif _env_flag(DISABLE_AUTOLOAD_ENV):
         why = f"{DISABLE_AUTOLOAD_ENV} is set"
         fix = f"unset it or set {ALLOW_LIST_ENV} to include {plugin_names}"
+    else:
+        why = "it was installed after this process loaded its plugins"
+        fix = "restart the process"
     return (
         f'The "{name}" broker is provided by {distribution} {version}, which is installed, '
         f"but its plugin {plugin_names} is not loaded because {why}: {fix}."
