@@ -13,6 +13,7 @@ from taskq_core._internal import queue_matches, serialize_func, to_timestamp
 from taskq_core.broker import Broker
 from taskq_core.config import validate_config
 from taskq_core.context import current
+from taskq_core.exceptions import ConfigError
 from taskq_core.executors import DEFAULT_EXECUTOR
 from taskq_core.states import STATES, State
 from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys
@@ -64,6 +65,34 @@ class TaskQ:
     def __repr__(self) -> str:
         spec = self._broker_spec if not isinstance(self._broker_spec, Broker) else self._broker
         return f"<TaskQ broker={spec!r}>"
+
+    def configure(
+        self,
+        broker: str | Broker | None = None,
+        config: Mapping[str, Any] | None = None,
+        **broker_options: Any,
+    ) -> None:
+        """Change the constructor's settings after creation (framework
+        integrations create a ``TaskQ`` at import time and configure it later).
+
+        ``config``, when given, replaces the configuration keys (defaults plus
+        these), at any time. ``broker`` and ``broker_options``, when given,
+        replace the constructor's, and only before the broker is connected:
+        afterwards that is a :class:`~taskq_core.exceptions.ConfigError`.
+        """
+        if broker is not None or broker_options:
+            if self._broker is not None:
+                raise ConfigError(
+                    f"{self!r} is already connected to its broker; change the broker "
+                    "settings before the first use of the TaskQ"
+                )
+            if broker is not None:
+                self._broker_spec = broker
+                self._broker = broker if isinstance(broker, Broker) else None
+            self._broker_options = broker_options
+        if config is not None:
+            self.config = validate_config(config)
+            self.log = structlog.get_logger(self.config["LOGGER_NAME"])
 
     # -- broker ------------------------------------------------------------------
     @property

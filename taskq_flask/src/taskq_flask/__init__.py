@@ -1,5 +1,8 @@
-"""taskq-flask: the flask plugin for taskq."""
+"""taskq-flask: run taskq tasks inside a Flask app's context, configured from
+``app.config``, with ``flask taskq`` commands."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from taskq_flask.extension import TaskQFlask
+
+__all__ = ["TaskQFlask"]

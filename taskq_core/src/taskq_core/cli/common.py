@@ -58,10 +58,18 @@ def app_options(func: F) -> F:
 
 
 def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
-    """Build (or import) the ``TaskQ`` the command works on; pops the app options."""
+    """Build (or import) the ``TaskQ`` the command works on; pops the app options.
+
+    A ``TaskQ`` that a parent command put in the click context (``ctx.obj``,
+    as ``flask taskq`` does with its app's) is used as is.
+    """
     from taskq_core.app import TaskQ
     from taskq_core.plugins import get_broker_entry
 
+    ctx = click.get_current_context(silent=True)
+    given = ctx.find_object(TaskQ) if ctx is not None else None
+    if given is not None:
+        return given
     sys.path.insert(0, "")
     for module in parse_list(options.pop("modules", None)):
         try:

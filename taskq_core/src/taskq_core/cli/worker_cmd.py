@@ -8,10 +8,12 @@ import click
 
 from taskq_core.cli.common import app_options, make_app, parse_list
 
-__all__ = ["run_worker_cli", "worker"]
+__all__ = ["run_worker_cli", "run_worker_command", "worker", "worker_options"]
 
 
-def _worker_params(func: Any) -> Any:
+def worker_options(func: Any) -> Any:
+    """Add the worker options (``-q``, ``--burst``, ``--executor``…) to a click
+    command; run its worker with :func:`run_worker_command`."""
     options = [
         click.option(
             "-q",
@@ -67,7 +69,8 @@ def _worker_params(func: Any) -> Any:
     return func
 
 
-def _run(app: Any, params: dict[str, Any]) -> None:
+def run_worker_command(app: Any, params: dict[str, Any]) -> None:
+    """Set up logging and run ``app``'s worker with the values of :func:`worker_options`."""
     from taskq_core.logging import setup_structlog
     from taskq_core.worker import DEFAULT_EXECUTOR
 
@@ -102,24 +105,24 @@ _WORKER_KEYS = (
 
 @click.command(context_settings={"help_option_names": ["--help"]})
 @app_options
-@_worker_params
+@worker_options
 def worker(**params: Any) -> None:
     """Run a worker: process tasks until stopped (SIGTERM/SIGINT stop it cleanly)."""
     worker_params = {k: params.pop(k) for k in _WORKER_KEYS}
     app = make_app(params)
-    _run(app, worker_params)
+    run_worker_command(app, worker_params)
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
 @click.option("-m", "--module", "modules", metavar="MODULES")
-@_worker_params
+@worker_options
 @click.pass_obj
 def _embedded_worker(app: Any, /, modules: str | None, **params: Any) -> None:
     import importlib
 
     for module in parse_list(modules):
         importlib.import_module(module)
-    _run(app, params)
+    run_worker_command(app, params)
 
 
 def run_worker_cli(app: Any, argv: list[str]) -> None:
