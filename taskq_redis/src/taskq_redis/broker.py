@@ -32,7 +32,7 @@ from taskq_redis._connection import make_client, map_errors
 from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
 from taskq_redis._scripts import ScriptSet
 
-__all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker"]
+__all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
 MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
@@ -56,6 +56,26 @@ def _text(value: bytes | str) -> str:
 
 def _opt_float(raw: bytes) -> float | None:
     return float(raw) if raw else None
+
+
+def setup_warnings(version: str, policy: str | None) -> list[str]:
+    """Warnings for a server ``version`` and ``maxmemory-policy`` (``None``:
+    unknown). Any policy but ``noeviction`` may evict task data: the
+    ``allkeys-*`` ones anything, the ``volatile-*`` ones the TTL'd locks."""
+    warnings: list[str] = []
+    parts: list[int] = []
+    for part in version.split(".")[:2]:
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    if tuple(parts) < _MIN_SERVER:
+        warnings.append(f"Redis {version} is older than 6.2, which taskq needs")
+    if policy is not None and policy != "noeviction":
+        warnings.append(
+            f"Redis maxmemory-policy is {policy!r}: when memory is full Redis may evict "
+            "task data or locks; set it to 'noeviction'"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -214,26 +234,16 @@ class RedisBroker(Broker):
             self.client.connection_pool.disconnect()
 
     def check(self) -> list[str]:
-        """Warn about a server older than 6.2 or a policy that evicts data."""
-        warnings: list[str] = []
+        """Warn about a server older than 6.2 or a policy that may evict data."""
         with map_errors(self.url):
             info = self.client.info("server")
-            version = str(info.get("redis_version", "0"))
-            parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-            if parts < _MIN_SERVER:
-                warnings.append(f"Redis {version} is older than 6.2, which taskq needs")
             try:
-                config = self.client.config_get("maxmemory-policy")
-            except redis.exceptions.ResponseError:
+                config: dict[Any, Any] = dict(self.client.config_get("maxmemory-policy"))
+            except redis.exceptions.ResponseError:  # CONFIG disabled (managed Redis)
                 config = {}
-            values: list[Any] = list(dict(config).values())
-            policy = _text(values[0]) if values else None
-            if policy is not None and policy != "noeviction":
-                warnings.append(
-                    f"Redis maxmemory-policy is {policy!r}: Redis may evict task data when "
-                    "memory is full; set it to 'noeviction'"
-                )
-        return warnings
+        values = [value for value in config.values() if isinstance(value, bytes | str)]
+        policy = _text(values[0]) if values else None
+        return setup_warnings(str(info.get("redis_version", "0")), policy)
 
     def time(self) -> float:
         """The Redis server's clock."""
