@@ -130,3 +130,11 @@ def test_the_command_binds_the_app_it_loaded(make_app: MakeApp) -> None:
     result = invoke(first, "stats")
     assert result.exit_code == 0, result.output
     assert bound_app(ext.taskq) is first
+
+
+def test_worker_module_that_cannot_be_imported_is_a_clear_error(make_app: MakeApp) -> None:
+    """`flask taskq worker -m missing` fails before running, naming the module."""
+    app, _ = make_app()
+    result = invoke(app, "worker", "--burst", "-m", "no_such_module_for_taskq")
+    assert result.exit_code == 1
+    assert "cannot import module 'no_such_module_for_taskq' given with -m" in result.output
