@@ -48,6 +48,11 @@ class StructlogRollbarHandler(RollbarHandler):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.prefix = prefix
 
+    def setLevel(self, level: int | str) -> None:
+        """Report records at ``level`` and above (``logging.ERROR``: permanent
+        failures only)."""
+        super().setLevel(level)  # type: ignore[no-untyped-call]
+
     def format_title(self, data: dict[str, Any]) -> str:
         """The title (and fingerprint) of a JSON log line."""
         parts = []
