@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from taskq_core import TaskQ
+from taskq_core import TaskQ, fixed
 
 tq = TaskQ(
     config={
@@ -24,6 +24,7 @@ tq = TaskQ(
         "LOCK_RETRY": 0.1,
         "DEFAULT_HARD_TIMEOUT": 20,
         "STATS_INTERVAL": 0,
+        "DEFAULT_RETRY_METHOD": fixed(0.2, 3),
     }
 )
 

@@ -56,7 +56,8 @@ class TaskQ:
             from taskq_core.logging import setup_structlog as _setup
 
             _setup()
-        self.log: Any = structlog.get_logger(self.config["LOGGER_NAME"]).bind()
+        # a lazy proxy: it follows structlog's configuration at the time of each call
+        self.log: Any = structlog.get_logger(self.config["LOGGER_NAME"])
         self.periodic_task_funcs: dict[str, Callable[..., Any]] = {}
         from taskq_core.plugins import call_hook_safely
 

@@ -113,8 +113,12 @@ def taskq_execute_task(tq: TaskQ, tasks: Sequence[Task]) -> Generator[None, Any,
 
     Implement it as a wrapper (``@hookimpl(wrapper=True)`` with one
     ``yield``) to run code around every execution, e.g. an application
-    context. The innermost implementation (taskq's own) runs the tasks. The
-    task's exceptions pass through the wrappers.
+    context. The innermost implementation (taskq's own) runs the tasks. In a
+    worker it records each task's exception in that task's result (so one
+    failing task of a group does not hide the others' outcomes) and returns
+    the results, which the wrapper's ``yield`` receives; for an eager task
+    (``ALWAYS_EAGER`` / ``Task.execute``) the task's exception propagates
+    through the wrappers to the caller.
 
     :param tq: the application.
     :param tasks: the tasks run together (one, or a batch group).
