@@ -76,7 +76,7 @@ def tests_flask(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Run every Python example in docs/ and check that every hook is documented."""
     session.install(*ALL, *TEST_DEPS, *REDIS_SERVER)
-    _pytest(session, "tests/test_docs.py")
+    _pytest(session, "tests/test_docs.py", "tests/test_docs_hooks.py")
 
 
 @nox.session

@@ -11,7 +11,7 @@ import pytest
 
 from taskq_core import hookspecs
 
-HOOKS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
+HOOKS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 SECTION = re.compile(r"^## (\S+)[ \t]*$", re.MULTILINE)
 
 
