@@ -56,6 +56,12 @@ def record(name: str, value: str = "ran") -> None:
 
 
 @tq.task
+def stamp(name: str) -> None:
+    """Append the current time to the trace file ``name``."""
+    _trace(name, repr(time.time()))
+
+
+@tq.task
 def charge(customer: str, card: str = "4111 1111 1111 1111") -> None:
     """Always fails (arguments that look like personal data)."""
     _trace("charge", customer)

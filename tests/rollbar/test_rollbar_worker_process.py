@@ -237,18 +237,23 @@ def test_worker_keeps_processing_while_rollbar_is_down(workers: Workers, app: An
 
 
 def test_worker_is_not_held_up_by_a_slow_rollbar(workers: Workers, app: Any) -> None:
-    """A Rollbar that takes 5 s to answer: tasks run without waiting for it, and
-    the stopping worker waits at most flush_timeout before it exits."""
+    """A Rollbar that takes 5 s to answer (requests time out after 2 s): three
+    failures and three other tasks run back to back, without waiting for it,
+    and the stopping worker waits at most flush_timeout before it exits."""
     server = FakeRollbar(delay=5.0)
     try:
+        app.stamp.delay("span")
         for i in range(3):
             app.charge.delay(f"c{i}")
             app.record.delay("ok", value=str(i))
-        elapsed = workers.burst(server.endpoint, {"timeout": 1.0, "flush_timeout": 0.5})
+        app.stamp.delay("span")
+        elapsed = workers.burst(server.endpoint, {"timeout": 2.0, "flush_timeout": 0.5})
         assert sorted(lines(workers.trace_dir / "ok")) == ["0", "1", "2"]
+        first, last = (float(x) for x in lines(workers.trace_dir / "span"))
+        assert last - first < 3.0  # waiting for Rollbar would take 3 x 2 s
         assert "rollbar reports not sent before exit" in workers.log()
         assert server.data  # the first report reached it
-        assert elapsed < 8
+        assert elapsed < 10
     finally:
         server.stop()
 
