@@ -264,6 +264,18 @@ def test_function_with_args_round_trip() -> None:
     assert serialize_retry_method(loaded) == spec
 
 
+def test_load_accepts_values_that_are_loaded_already() -> None:
+    """load_retry_method passes policies and functions through and binds (f, args)."""
+    policy = fixed(2, 3)
+    assert load_retry_method(policy) is policy
+    assert load_retry_method(half_delay) is half_delay
+    assert load_retry_method((scaled_delay, [10, 2])) == load_retry_method(
+        [f"{__name__}:scaled_delay", [10, 2]]
+    )
+    with pytest.raises(ValueError, match="lambda"):
+        load_retry_method((lambda n, x: x, [1]))
+
+
 def test_serializing_a_spec_is_idempotent() -> None:
     """A spec given again is kept as it is (tuples become lists)."""
     spec = serialize_retry_method(fixed(2, 3))

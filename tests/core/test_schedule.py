@@ -481,6 +481,8 @@ def test_function_schedules() -> None:
     loaded = load_schedule(spec)
     assert isinstance(loaded, BoundSchedule)
     assert loaded(D(2024, 1, 1, 10, 40)) == D(2024, 1, 1, 11, 15)
+    assert load_schedule((every_hour_from, [15])) == loaded
+    assert load_schedule(tomorrow) is tomorrow
 
 
 def test_lambda_schedule_is_refused() -> None:

@@ -156,7 +156,15 @@ def _serialize_spec(value: Any, *, what: str, value_type: type[_SpecValue]) -> l
 
 
 def _load_spec(spec: Any, *, what: str, bound_type: type[_Bound]) -> Any:
-    """Rebuild what :func:`_serialize_spec` stored; ``TaskImportError`` if it cannot."""
+    """Rebuild what :func:`_serialize_spec` stored; ``TaskImportError`` if it cannot.
+
+    Values that are loaded already (a policy, a function, ``(f, args)`` with
+    ``f`` a function) are accepted too, so callers need not tell them apart.
+    """
+    if isinstance(spec, (list, tuple)) and len(spec) == 2 and callable(spec[0]):
+        spec = _serialize_spec(spec, what=what, value_type=_SpecValue)
+    elif callable(spec):
+        return spec
     if isinstance(spec, str):
         path, args = spec, []
     elif isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[1], (list, tuple)):
@@ -333,6 +341,7 @@ def load_retry_method(spec: Any) -> Callable[[int], float]:
 
     A built-in policy comes back equal to the original. Raises
     :class:`~taskq_core.exceptions.TaskImportError` if the path cannot be imported.
+    Whatever :func:`serialize_retry_method` accepts is accepted too.
     """
     method: Callable[[int], float] = _load_spec(
         spec, what="retry method", bound_type=BoundRetryMethod
@@ -348,13 +357,7 @@ def call_retry_method(method: Any, retry_number: int) -> float:
     loaded, and ``ValueError`` if the policy returns something that is not a
     finite number of seconds >= 0.
     """
-    if isinstance(method, str) or (
-        isinstance(method, (list, tuple)) and method and isinstance(method[0], str)
-    ):
-        method = load_retry_method(method)
-    elif isinstance(method, (list, tuple)):
-        method = load_retry_method(serialize_retry_method(method))
-    delay = method(retry_number)
+    delay: Any = load_retry_method(method)(retry_number)
     if isinstance(delay, bool) or not isinstance(delay, numbers.Real):
         raise ValueError(f"retry method returned {delay!r}, not a number of seconds")
     if not math.isfinite(delay) or delay < 0:

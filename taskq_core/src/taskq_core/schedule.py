@@ -159,7 +159,7 @@ class Periodic(Schedule):
         return start + dt.timedelta(microseconds=(runs + 1) * step)
 
 
-def periodic(  # noqa: PLR0917 - TaskTiger's signature, positional arguments included
+def periodic(
     seconds: float = 0,
     minutes: float = 0,
     hours: float = 0,
@@ -455,6 +455,7 @@ def load_schedule(spec: Any) -> Callable[[dt.datetime], dt.datetime | None]:
 
     A built-in schedule comes back equal to the original. Raises
     :class:`~taskq_core.exceptions.TaskImportError` if the path cannot be imported.
+    Whatever :func:`serialize_schedule` accepts is accepted too.
     """
     schedule: Callable[[dt.datetime], dt.datetime | None] = _load_spec(
         spec, what="schedule", bound_type=BoundSchedule
@@ -469,13 +470,7 @@ def call_schedule(schedule: Any, now: dt.datetime) -> dt.datetime | None:
     An aware result is converted to naive UTC; a result that is neither a
     datetime nor ``None`` raises ``TypeError``.
     """
-    if isinstance(schedule, str) or (
-        isinstance(schedule, (list, tuple)) and schedule and isinstance(schedule[0], str)
-    ):
-        schedule = load_schedule(schedule)
-    elif isinstance(schedule, (list, tuple)):
-        schedule = load_schedule(serialize_schedule(schedule))
-    result = schedule(now)
+    result = load_schedule(schedule)(now)
     if result is None:
         return None
     if not isinstance(result, dt.datetime):
