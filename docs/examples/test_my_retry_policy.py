@@ -12,7 +12,7 @@ import pytest
 
 from taskq_core.exceptions import StopRetry
 from taskq_core.retry import exponential, fixed
-from taskq_core.testing.policies import check_retry_policy
+from taskq_core.testing import check_retry_policy
 
 #: The payment provider asks clients not to retry more often than this.
 MAX_WAIT = 15 * 60
