@@ -223,7 +223,7 @@ def test_script_header_documents_keys_argv_and_result(name: str) -> None:
 
 
 def test_prelude_documents_every_key_of_the_queue_set() -> None:
-    """The prelude documents KEYS[1]..KEYS[11], the queue key set."""
+    """The prelude documents KEYS[1]..KEYS[10], the queue key set."""
     text = lua_source(PRELUDE)
-    for index in range(1, 12):
+    for index in range(1, 11):
         assert f"KEYS[{index}]" in text

@@ -68,7 +68,6 @@ def test_keys_after_enqueue_match_the_documented_layout(
     assert keys_of(redis_client) == {
         "taskq:roots",
         "taskq:{email}:queued:email.in",
-        "taskq:{email}:order:email.in",
         "taskq:{email}:tasks:email.in",
         "taskq:{email}:queues:queued",
         "taskq:{email}:seq",
@@ -419,3 +418,19 @@ def test_every_script_runs_on_one_slot(
     assert used == set(b.scripts.scripts)
     for _name, keys in script_log:
         assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_queued_list_is_time_ordered_across_priorities(redis_broker: RedisBroker) -> None:
+    """list_tasks(queued) pages through queued tasks by queued time (then
+    first in) whatever their priorities, while pop takes priority first."""
+    b = redis_broker
+    plan = [("a", 0), ("b", 5), ("c", -3), ("d", 5), ("e", 0), ("f", 1), ("g", -3)]
+    b.enqueue_many([req(task_id, priority=p) for task_id, p in plan])
+    order = [task_id for task_id, _ in plan]
+    total, tasks = b.list_tasks(Q, State.QUEUED)
+    assert total == 7
+    assert ids(tasks) == order
+    assert [t.ts for t in tasks] == sorted(t.ts for t in tasks)
+    pages = [ids(b.list_tasks(Q, State.QUEUED, skip=s, limit=3)[1]) for s in (0, 3, 6, 9)]
+    assert pages == [order[:3], order[3:6], order[6:], []]
+    assert ids(b.pop(Q, 10, "w1", FAR)) == ["b", "d", "f", "a", "e", "c", "g"]

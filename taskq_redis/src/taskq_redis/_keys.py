@@ -39,7 +39,7 @@ def root_tag(root: str) -> str:
 
 @dataclass(frozen=True)
 class QueueKeys:
-    """The eleven keys of one queue, in the order the scripts expect."""
+    """The ten keys of one queue, in the order the scripts expect."""
 
     queue: str
     keys: tuple[str, ...]
@@ -88,7 +88,6 @@ class Layout:
             f"{base}:tasks:{queue}",
             *(self.index(root, state) for state in _INDEX_ORDER),
             f"{base}:seq",
-            f"{base}:order:{queue}",
         )
         return QueueKeys(queue, keys)
 

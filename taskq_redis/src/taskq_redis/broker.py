@@ -89,14 +89,15 @@ class _Meta:
 def _parse_meta(raw: bytes | None) -> _Meta:
     if not raw:
         return _Meta()
+    # priority|scheduled_at|time_last_queued|queued_at|seq|count|first_stored
     parts = raw.split(b"|")
-    if len(parts) != 6:
+    if len(parts) != 7:
         return _Meta()
     return _Meta(
         priority=int(parts[0] or b"0"),
         scheduled_at=_opt_float(parts[1]),
         time_last_queued=_opt_float(parts[2]),
-        executions_count=int(parts[4] or b"0"),
+        executions_count=int(parts[5] or b"0"),
     )
 
 

@@ -6,16 +6,20 @@
 -- cluster slot. No key name is built here: keys are only read from KEYS.
 --
 -- KEYS (P = the broker prefix, T = the escaped root of Q):
---   KEYS[1]  P:{T}:queued:Q     ZSET  id -> time it became queued (epoch s)
+--   KEYS[1]  P:{T}:queued:Q     ZSET  the queued tasks in pop order:
+--              score -priority; member <queued time in microseconds, 17
+--              digits><seq, 13 digits><id>, so ascending (score, member)
+--              is: highest priority first, then earliest queued, then
+--              first in. The member is rebuilt from the task's meta.
 --   KEYS[2]  P:{T}:scheduled:Q  ZSET  id -> due time (epoch seconds)
 --   KEYS[3]  P:{T}:active:Q     ZSET  id -> last heartbeat (server time)
 --   KEYS[4]  P:{T}:error:Q      ZSET  id -> failure time (server time)
 --   KEYS[5]  P:{T}:tasks:Q      HASH  per task id:
 --              "d:<id>"      payload bytes (opaque)
 --              "m:<id>"      meta "priority|scheduled_at|time_last_queued|
---                            seq|executions_count|first_stored"
+--                            queued_at|seq|executions_count|first_stored"
 --                            (times kept as the exact strings received;
---                            seq = the task's member in KEYS[11], if queued)
+--                            queued_at and seq place it in KEYS[1])
 --              "o:<id>"      owner worker id, while active
 --              "x:<id>:<n>"  n-th execution record (msgpack), for
 --                            first_stored <= n <= executions_count
@@ -24,10 +28,6 @@
 --   KEYS[8]  P:{T}:queues:active     SET  (kept exact by these scripts)
 --   KEYS[9]  P:{T}:queues:error      SET
 --   KEYS[10] P:{T}:seq               STRING  counter (INCR) for pop order
---   KEYS[11] P:{T}:order:Q      ZSET  pop order of the queued tasks:
---              score -priority, member <queued time in microseconds, 17
---              digits><seq, 13 digits><id>; ascending (score, member) =
---              highest priority first, then earliest queued, then first in
 --
 -- ARGV[1] is the queue name Q, ARGV[2] the notification channel; each script
 -- documents its own ARGV from ARGV[3] on.
@@ -35,9 +35,9 @@
 -- State numbers are KEYS indexes: the index set of state s is KEYS[s + 5].
 
 local QUEUED, SCHEDULED, ACTIVE, ERROR = 1, 2, 3, 4
-local TASKS, SEQ, ORDER = 5, 10, 11
-local ORDER_PREFIX = 30 -- digits before the id in an ORDER member
+local TASKS, SEQ = 5, 10
 local INDEX_OFFSET = 5
+local MEMBER_PREFIX = 30 -- characters before the id in a queued member
 local STATE_NAMES = { "queued", "scheduled", "active", "error" }
 local CHUNK = 1000
 
@@ -56,10 +56,75 @@ local function time_string(x)
   return string.format("%.6f", x)
 end
 
-local function score_of(s, id)
-  return redis.call("ZSCORE", KEYS[s], id)
+-- -- meta ---------------------------------------------------------------------
+
+local function parse_meta(raw)
+  if not raw then
+    return nil
+  end
+  local p, s, t, q, n, c, f =
+    string.match(raw, "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
+  if not p then
+    return nil
+  end
+  return {
+    priority = p,
+    scheduled_at = s,
+    time_last_queued = t,
+    queued_at = q,
+    seq = n,
+    count = tonumber(c) or 0,
+    first = tonumber(f) or 1,
+  }
 end
 
+local function get_meta(id)
+  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+end
+
+local function new_meta()
+  return {
+    priority = "0",
+    scheduled_at = "",
+    time_last_queued = "",
+    queued_at = "",
+    seq = "",
+    count = 0,
+    first = 1,
+  }
+end
+
+local function meta_string(m)
+  return table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.queued_at, m.seq, m.count, m.first }, "|")
+end
+
+local function set_meta(id, m)
+  redis.call("HSET", KEYS[TASKS], "m:" .. id, meta_string(m))
+end
+
+-- -- states -------------------------------------------------------------------
+
+-- The queued zset member of a task, from its meta (nil if never queued).
+local function queued_member(id, m)
+  if m and m.seq ~= "" and m.queued_at ~= "" then
+    return string.format("%017.0f%013d", tonumber(m.queued_at) * 1000000, tonumber(m.seq)) .. id
+  end
+  return nil
+end
+
+-- The id's score in state s (queued: its queued time, from m), or nil.
+local function score_in(s, id, m)
+  if s == QUEUED then
+    local member = queued_member(id, m)
+    if member and redis.call("ZSCORE", KEYS[QUEUED], member) then
+      return m.queued_at
+    end
+    return nil
+  end
+  return redis.call("ZSCORE", KEYS[s], id) or nil
+end
+
+-- Add to scheduled, active or error (not queued: see queue_task).
 local function add(s, id, score)
   redis.call("ZADD", KEYS[s], score, id)
   redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
@@ -72,6 +137,7 @@ local function tidy(s)
   end
 end
 
+-- Remove from scheduled, active or error; whether it was there.
 local function remove(s, id)
   if redis.call("ZREM", KEYS[s], id) == 1 then
     tidy(s)
@@ -80,40 +146,35 @@ local function remove(s, id)
   return false
 end
 
-local function parse_meta(raw)
-  if not raw then
-    return nil
+-- Put a task in queued at time `ts_s` (the caller has checked it is not
+-- pending, and stores the meta `m` afterwards).
+local function queue_task(id, m, ts_s)
+  m.queued_at = ts_s
+  m.seq = tostring(redis.call("INCR", KEYS[SEQ]))
+  redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m))
+  redis.call("SADD", KEYS[QUEUED + INDEX_OFFSET], QUEUE)
+  notify = true
+end
+
+-- The pending copy's state and due time, or nil.
+local function pending(id, m)
+  local q = score_in(QUEUED, id, m)
+  if q then
+    return QUEUED, q
   end
-  local p, s, t, q, c, f = string.match(raw, "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
-  if not p then
-    return nil
+  local s = score_in(SCHEDULED, id)
+  if s then
+    return SCHEDULED, s
   end
-  return {
-    priority = p,
-    scheduled_at = s,
-    time_last_queued = t,
-    seq = q,
-    count = tonumber(c) or 0,
-    first = tonumber(f) or 1,
-  }
+  return nil, nil
 end
 
-local function get_meta(id)
-  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+-- Whether some state still holds the id (so its data must be kept).
+local function held(id, m)
+  return score_in(QUEUED, id, m) or score_in(SCHEDULED, id) or score_in(ACTIVE, id) or score_in(ERROR, id)
 end
 
-local function new_meta()
-  return { priority = "0", scheduled_at = "", time_last_queued = "", seq = "", count = 0, first = 1 }
-end
-
-local function set_meta(id, m)
-  redis.call(
-    "HSET",
-    KEYS[TASKS],
-    "m:" .. id,
-    table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.seq, m.count, m.first }, "|")
-  )
-end
+-- -- executions and data ------------------------------------------------------
 
 -- Delete the stored execution records first..last of a task.
 local function drop_records(id, first, last)
@@ -152,53 +213,22 @@ end
 
 -- Delete everything stored for a task (payload, meta, owner, records).
 local function delete_task(id, m)
-  m = m or get_meta(id)
   if m then
     drop_records(id, m.first, m.count)
   end
   redis.call("HDEL", KEYS[TASKS], "d:" .. id, "m:" .. id, "o:" .. id)
 end
 
--- Whether some state still holds the id (so its data must be kept).
-local function held(id)
-  return score_of(QUEUED, id) or score_of(SCHEDULED, id) or score_of(ACTIVE, id) or score_of(ERROR, id)
-end
+-- -- moves --------------------------------------------------------------------
 
--- Put a task in queued with time `ts_s` (caller has removed other pending
--- copies): the queued zset gets the time, the order zset the pop position.
-local function queue_task(id, m, ts_s)
-  local priority = (m and tonumber(m.priority)) or 0
-  local seq = redis.call("INCR", KEYS[SEQ])
-  local member = string.format("%017.0f%013d", tonumber(ts_s) * 1000000, seq) .. id
-  add(QUEUED, id, ts_s)
-  redis.call("ZADD", KEYS[ORDER], -priority, member)
-  if m then
-    m.seq = tostring(seq)
-  end
-  notify = true
-end
-
--- The pending copy's state and due time, or nil.
-local function pending(id)
-  local q = score_of(QUEUED, id)
-  if q then
-    return QUEUED, q
-  end
-  local s = score_of(SCHEDULED, id)
-  if s then
-    return SCHEDULED, s
-  end
-  return nil, nil
-end
-
--- Make the task pending at `when_s` (nil/"" or due: queued now), merging with
+-- Make the task pending at `when_s` ("" or due: queued now), merging with
 -- an existing pending copy: the earlier due time wins.
 local function make_pending(id, m, when_s, now, now_s, may_queue)
-  local due = may_queue and (when_s == nil or when_s == "" or tonumber(when_s) <= now)
-  if when_s == nil or when_s == "" then
+  local due = may_queue and (when_s == "" or tonumber(when_s) <= now)
+  if when_s == "" then
     when_s = now_s
   end
-  local state, current = pending(id)
+  local state, current = pending(id, m)
   if state == QUEUED then
     return
   end
@@ -222,15 +252,14 @@ end
 -- checked that the id is active and may be ended.
 local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
   remove(ACTIVE, id)
-  redis.call("HDEL", KEYS[TASKS], "o:" .. id)
   local m = get_meta(id)
   if m and record ~= "" then
     append_execution(id, m, record, max_stored)
   end
   if outcome == "done" then
-    local has_pending = score_of(QUEUED, id) or score_of(SCHEDULED, id)
-    local has_error = score_of(ERROR, id)
-    if has_pending or has_error then
+    local has_error = score_in(ERROR, id)
+    if pending(id, m) or has_error then
+      redis.call("HDEL", KEYS[TASKS], "o:" .. id)
       if m then
         if not has_error then
           reset_executions(id, m)
@@ -242,16 +271,14 @@ local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
     end
     return
   end
+  redis.call("HDEL", KEYS[TASKS], "o:" .. id)
+  m = m or new_meta()
   if outcome == "error" then
     add(ERROR, id, now_s)
-  elseif outcome == "retry" then
-    make_pending(id, m, when_s, now, now_s, false)
-  else -- requeue
-    make_pending(id, m, when_s, now, now_s, true)
+  else
+    make_pending(id, m, when_s, now, now_s, outcome == "requeue")
   end
-  if m then
-    set_meta(id, m)
-  end
+  set_meta(id, m)
 end
 
 local function finish_notify()

@@ -1,12 +1,12 @@
 -- enqueue.lua: store a task as queued or scheduled (transition "enqueue").
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV:
 --   [1] queue name, [2] notification channel,
 --   [3] task id, [4] payload bytes,
@@ -36,12 +36,13 @@ if max_size ~= "" then
   end
 end
 
-local state, ts = pending(id)
+local m = get_meta(id)
+local state, ts = pending(id, m)
 if state then
   return { 0, STATE_NAMES[state], ts, 0 }
 end
 
-local m = get_meta(id) or new_meta()
+m = m or new_meta()
 m.priority = priority
 m.time_last_queued = now_s
 if when_s == "" then
@@ -49,8 +50,6 @@ if when_s == "" then
 else
   m.scheduled_at = when_s
 end
-redis.call("HSET", KEYS[TASKS], "d:" .. id, payload)
-
 local result
 if when_s == "" or tonumber(when_s) <= now then
   queue_task(id, m, now_s)
@@ -59,6 +58,6 @@ else
   add(SCHEDULED, id, when_s)
   result = { 1, "scheduled", when_s, 0 }
 end
-set_meta(id, m)
+redis.call("HSET", KEYS[TASKS], "d:" .. id, payload, "m:" .. id, meta_string(m))
 finish_notify()
 return result

@@ -2,12 +2,12 @@
 -- "retry_later", "fail", "lock_conflict").
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV:
 --   [1] queue name, [2] notification channel,
 --   [3] task id, [4] worker id,
@@ -30,7 +30,7 @@
 local id, worker, outcome = ARGV[3], ARGV[4], ARGV[5]
 local when_s, record, max_stored = ARGV[6], ARGV[7], ARGV[8]
 
-if not score_of(ACTIVE, id) then
+if not score_in(ACTIVE, id) then
   return 0
 end
 if redis.call("HGET", KEYS[TASKS], "o:" .. id) ~= worker then

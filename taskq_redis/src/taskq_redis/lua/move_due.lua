@@ -2,12 +2,12 @@
 -- "scheduled_due").
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV:
 --   [1] queue name, [2] notification channel, [3] limit.
 -- Returns how many tasks moved. Up to `limit` ids with a due time <= the
@@ -24,12 +24,10 @@ local moved = 0
 for i = 1, #due, 2 do
   local id, ts = due[i], due[i + 1]
   redis.call("ZREM", KEYS[SCHEDULED], id)
-  if not score_of(QUEUED, id) then
-    local m = get_meta(id)
+  local m = get_meta(id) or new_meta()
+  if not score_in(QUEUED, id, m) then
     queue_task(id, m, ts)
-    if m then
-      set_meta(id, m)
-    end
+    set_meta(id, m)
   end
   moved = moved + 1
 end

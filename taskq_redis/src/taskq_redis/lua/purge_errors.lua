@@ -2,12 +2,12 @@
 -- time (the client calls it until a chunk comes back short).
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV: [1] queue name, [2] notification channel (unused),
 --   [3] older_than ("" = any time; else ids whose failure time is strictly
 --   before it), [4] chunk size.
@@ -28,8 +28,9 @@ if #ids == 0 then
 end
 redis.call("ZREM", KEYS[ERROR], unpack(ids))
 for _, id in ipairs(ids) do
-  if not held(id) then
-    delete_task(id, nil)
+  local m = get_meta(id)
+  if not held(id, m) then
+    delete_task(id, m)
   end
 end
 tidy(ERROR)

@@ -1,12 +1,12 @@
 -- read.lua: read tasks of one state (read-only; get_task and list_tasks).
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV: [1] queue name, [2] notification channel (unused),
 --   [3] state number (1 queued, 2 scheduled, 3 active, 4 error),
 --   [4] executions to load (newest n), [5] mode "range" or "ids",
@@ -14,17 +14,45 @@
 --   ids:   [6...] task ids.
 -- Returns {total, id, score, has_data, payload, meta, n, record1..recordn,
 -- id, ...}: total = ZCARD of the state; then, for each id in the state (in
--- ascending score order for "range"; ids not in the state are left out for
--- "ids"), its score, "1"/"0" whether d:<id> exists, the payload ("" when
--- missing), the meta string ("" when missing) and its newest n records,
--- oldest first.
+-- ascending time order for "range", for queued too: by queued time, then
+-- first in; ids not in the state are left out for "ids"), its time (queued: the
+-- queued time from the meta), "1"/"0" whether d:<id> exists, the payload
+-- ("" when missing), the meta string ("" when missing) and its newest n
+-- records, oldest first.
 
 local state, n_exec, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local out = { redis.call("ZCARD", KEYS[state]) }
 local entries = {}
 if mode == "range" then
   local skip, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
-  if limit > 0 then
+  if limit > 0 and state == QUEUED then
+    -- Time order: merge the priority runs (each already in time order, as
+    -- members start with time and seq); usually there is just one run.
+    local need = skip + limit
+    local members = {}
+    local runs = 0
+    local head = redis.call("ZRANGE", KEYS[QUEUED], 0, 0, "WITHSCORES")
+    local score = head[2]
+    while score do
+      local run = redis.call("ZRANGEBYSCORE", KEYS[QUEUED], score, score, "LIMIT", 0, need)
+      for _, member in ipairs(run) do
+        members[#members + 1] = member
+      end
+      runs = runs + 1
+      score = redis.call("ZRANGEBYSCORE", KEYS[QUEUED], "(" .. score, "+inf", "WITHSCORES", "LIMIT", 0, 1)[2]
+    end
+    if runs > 1 then
+      table.sort(members)
+    end
+    for i = skip + 1, math.min(need, #members) do
+      local member = members[i]
+      -- the queued time, in microseconds (exactly: in the meta, see below)
+      entries[#entries + 1] = {
+        string.sub(member, MEMBER_PREFIX + 1),
+        time_string(tonumber(string.sub(member, 1, 17)) / 1000000),
+      }
+    end
+  elseif limit > 0 then
     local flat = redis.call("ZRANGE", KEYS[state], skip, skip + limit - 1, "WITHSCORES")
     for i = 1, #flat, 2 do
       entries[#entries + 1] = { flat[i], flat[i + 1] }
@@ -32,22 +60,26 @@ if mode == "range" then
   end
 else
   for i = 6, #ARGV do
-    local score = score_of(state, ARGV[i])
+    local id = ARGV[i]
+    local score = score_in(state, id, state == QUEUED and get_meta(id) or nil)
     if score then
-      entries[#entries + 1] = { ARGV[i], score }
+      entries[#entries + 1] = { id, score }
     end
   end
 end
 for _, entry in ipairs(entries) do
-  local id = entry[1]
+  local id, score = entry[1], entry[2]
   local data = redis.call("HMGET", KEYS[TASKS], "d:" .. id, "m:" .. id)
+  local m = parse_meta(data[2])
+  if state == QUEUED and m and m.queued_at ~= "" then
+    score = m.queued_at
+  end
   out[#out + 1] = id
-  out[#out + 1] = entry[2]
+  out[#out + 1] = score
   out[#out + 1] = data[1] and "1" or "0"
   out[#out + 1] = data[1] or ""
   out[#out + 1] = data[2] or ""
   local records = {}
-  local m = parse_meta(data[2])
   if m and n_exec > 0 and m.count >= m.first then
     local fields = {}
     for k = math.max(m.first, m.count - n_exec + 1), m.count do

@@ -2,12 +2,12 @@
 -- execution records (transition "retry_from_error").
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV: [1] queue name, [2] notification channel, [3] task id.
 -- Returns 1 when moved, 0 (nothing changes) when the id is not in error or
 -- its data is missing. When a pending copy of a unique task exists, the
@@ -16,17 +16,15 @@
 -- Reads/writes: the ZSETs, tasks HASH field m:<id>, the index SETs, counter.
 
 local id = ARGV[3]
-if not score_of(ERROR, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
+if not score_in(ERROR, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
   return 0
 end
 remove(ERROR, id)
 local _, now_s = server_now()
-local m = get_meta(id)
-if not pending(id) then
+local m = get_meta(id) or new_meta()
+if not pending(id, m) then
   queue_task(id, m, now_s)
 end
-if m then
-  set_meta(id, m)
-end
+set_meta(id, m)
 finish_notify()
 return 1

@@ -2,12 +2,12 @@
 -- (transition "update_scheduled_time").
 --
 -- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (id -> queued time), KEYS[2] scheduled ZSET (id ->
---   due time), KEYS[3] active ZSET (id -> heartbeat), KEYS[4] error ZSET
---   (id -> failure time), KEYS[5] tasks HASH (d:<id> payload, m:<id> meta,
---   o:<id> owner, x:<id>:<n> records), KEYS[6..9] per-root index SETs of
---   queue names (queued, scheduled, active, error), KEYS[10] sequence
---   counter STRING, KEYS[11] pop-order ZSET (-priority, time+seq+id).
+--   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
+--   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
+--   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
+--   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
+--   per-root index SETs of queue names (queued, scheduled, active, error),
+--   KEYS[10] sequence counter STRING.
 -- ARGV: [1] queue name, [2] notification channel (unused), [3] task id,
 --   [4] new due time (epoch seconds, stored as given).
 -- Returns 1 when updated, 0 when the id is not scheduled or its data is
@@ -17,7 +17,7 @@
 -- Reads/writes: scheduled ZSET (ZSCORE, ZADD XX), tasks HASH field m:<id>.
 
 local id, when_s = ARGV[3], ARGV[4]
-if not score_of(SCHEDULED, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
+if not score_in(SCHEDULED, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
   return 0
 end
 redis.call("ZADD", KEYS[SCHEDULED], "XX", when_s, id)
