@@ -1,11 +1,11 @@
 """Benchmark taskq against TaskTiger in the same run, on the same private Redis.
 
 For each system: enqueue N no-op tasks, then run one worker until the queue is
-empty (fork and sync executors), and report tasks per second, the ratio
-taskq/TaskTiger, Redis commands per task (from ``INFO commandstats``) and Redis
-memory per queued task. Run with ``nox -s bench`` (``-- --tasks 2000`` to
-change sizes). Results are printed as a table and written to
-``bench/results/latest.json``.
+empty (sync and fork executors); report tasks per second, the taskq/TaskTiger
+ratios, Redis commands per task (``INFO commandstats``) and Redis memory per
+queued task. Each system runs in its own environment (``--tasktiger-python``),
+because TaskTiger pins ``redis<5``. ``nox -s bench`` sets everything up;
+results are printed and written to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -23,132 +23,106 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from redis_server import start_redis_server  # noqa: E402
 
-QUEUE = "bench"
-
-TASKQ_WORKER = """
-import sys
-from taskq_core import TaskQ
-tq = TaskQ(sys.argv[1])
-tq.run_worker(queues=["bench"], executor=sys.argv[2], burst=True)
-"""
-
-TIGER_WORKER = """
-import sys, redis
-from tasktiger import TaskTiger, Worker
-from tasktiger.executor import ForkExecutor, SyncExecutor
-conn = redis.Redis.from_url(sys.argv[1], decode_responses=True)
-tiger = TaskTiger(connection=conn, config={"STATS_INTERVAL": 0})
-executor = {"fork": ForkExecutor, "sync": SyncExecutor}[sys.argv[2]]
-Worker(tiger, queues=["bench"], executor_class=executor).run(once=True)
-"""
+IGNORED = {"cmdstat_info", "cmdstat_config", "cmdstat_flushall"}
 
 
 def command_count(client: redis.Redis) -> int:
     stats = client.info("commandstats")
-    return sum(
-        int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config")
-    )
+    return sum(int(v["calls"]) for k, v in stats.items() if k not in IGNORED)
 
 
-def enqueue_taskq(url: str, n: int) -> None:
-    from bench_tasks import noop
+class Agent:
+    def __init__(self, system: str, python: str, url: str) -> None:
+        self.system, self.python, self.url = system, python, url
 
-    from taskq_core import TaskQ
-
-    tq = TaskQ(url)
-    for i in range(n):
-        tq.delay(noop, args=[i], queue=QUEUE)
-    tq.broker.close()
-
-
-def enqueue_tiger(url: str, n: int) -> None:
-    from bench_tasks import noop
-    from tasktiger import TaskTiger
-
-    tiger = TaskTiger(connection=redis.Redis.from_url(url, decode_responses=True))
-    for i in range(n):
-        tiger.delay(noop, args=[i], queue=QUEUE)
+    def __call__(self, action: str, arg: str) -> tuple[float, Any]:
+        env = {**os.environ, "PYTHONPATH": str(HERE)}
+        started = time.perf_counter()
+        out = subprocess.run(
+            [self.python, str(HERE / "agent.py"), self.system, action, self.url, arg],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+        return elapsed, json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def run_worker(script: str, url: str, executor: str) -> float:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", script, url, executor],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started
-
-
-def measure(system: str, url: str, client: redis.Redis, n: int, executor: str) -> dict[str, Any]:
+def measure(agent: Agent, client: redis.Redis, n: int, executor: str) -> dict[str, Any]:
     client.flushall()
     client.config_resetstat()
-    enqueue = enqueue_taskq if system == "taskq" else enqueue_tiger
-    t0 = time.perf_counter()
-    enqueue(url, n)
-    enqueue_s = time.perf_counter() - t0
+    _, enqueue_s = agent("enqueue", str(n))
     enqueue_cmds = command_count(client)
     client.config_resetstat()
-    work_s = run_worker(TASKQ_WORKER if system == "taskq" else TIGER_WORKER, url, executor)
+    work_s, _ = agent("work", executor)
     work_cmds = command_count(client)
-    left = sum(
-        client.zcard(k) for k in client.scan_iter(match="*queued*") if client.type(k) == b"zset"
-    )
+    left = client.dbsize()
     return {
-        "system": system,
+        "system": agent.system,
         "executor": executor,
         "tasks": n,
         "enqueue_per_s": round(n / enqueue_s, 1),
         "enqueue_cmds_per_task": round(enqueue_cmds / n, 2),
         "work_per_s": round(n / work_s, 1),
         "work_cmds_per_task": round(work_cmds / n, 2),
-        "left_queued": left,
+        "keys_left": left,
     }
 
 
-def memory_per_task(system: str, url: str, client: redis.Redis, n: int) -> float:
+def memory_per_task(agent: Agent, client: redis.Redis, n: int) -> float:
     client.flushall()
     before = int(client.info("memory")["used_memory"])
-    (enqueue_taskq if system == "taskq" else enqueue_tiger)(url, n)
+    agent("enqueue", str(n))
     after = int(client.info("memory")["used_memory"])
     return round((after - before) / n, 1)
 
 
+def bulk(agent: Agent, client: redis.Redis, n: int) -> dict[str, Any]:
+    client.flushall()
+    client.config_resetstat()
+    _, seconds = agent("enqueue_bulk", str(n))
+    return {
+        "enqueue_per_s": round(n / seconds, 1),
+        "cmds_per_task": round(command_count(client) / n, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks per sync run")
-    parser.add_argument("--fork-tasks", type=int, default=300, help="tasks per fork run")
+    parser.add_argument("--tasktiger-python", required=True)
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per sync run")
+    parser.add_argument("--fork-tasks", type=int, default=500, help="tasks per fork run")
     parser.add_argument("--memory-tasks", type=int, default=10000)
     args = parser.parse_args()
     rows = []
     with start_redis_server() as server:
         client = redis.Redis.from_url(server.url)
-        for executor, n in (("sync", args.tasks), ("fork", args.fork_tasks)):
-            for system in ("tasktiger", "taskq"):
-                rows.append(measure(system, server.url, client, n, executor))
-        memory = {
-            s: memory_per_task(s, server.url, client, args.memory_tasks)
-            for s in ("tasktiger", "taskq")
+        agents = {
+            "tasktiger": Agent("tasktiger", args.tasktiger_python, server.url),
+            "taskq": Agent("taskq", sys.executable, server.url),
         }
-    print(
-        f"{'system':<10} {'executor':<8} {'tasks':>6} {'enq/s':>9} {'enq cmd/task':>13} "
-        f"{'work/s':>9} {'work cmd/task':>14}"
+        for executor, n in (("sync", args.tasks), ("fork", args.fork_tasks)):
+            for agent in agents.values():
+                rows.append(measure(agent, client, n, executor))
+        memory = {name: memory_per_task(a, client, args.memory_tasks) for name, a in agents.items()}
+        bulk_row = bulk(agents["taskq"], client, args.tasks)
+        server_version = client.info("server")["redis_version"]
+    header = (
+        f"{'system':<10} {'executor':<8} {'tasks':>6} {'enqueue/s':>10} {'enq cmd/task':>13} "
+        f"{'worker tasks/s':>15} {'work cmd/task':>14}"
     )
+    print(f"Redis {server_version}, Python {sys.version.split()[0]}")
+    print(header)
     for row in rows:
         print(
             f"{row['system']:<10} {row['executor']:<8} {row['tasks']:>6} "
-            f"{row['enqueue_per_s']:>9} {row['enqueue_cmds_per_task']:>13} "
-            f"{row['work_per_s']:>9} {row['work_cmds_per_task']:>14}"
+            f"{row['enqueue_per_s']:>10} {row['enqueue_cmds_per_task']:>13} "
+            f"{row['work_per_s']:>15} {row['work_cmds_per_task']:>14}"
         )
     ratios = {}
     for executor in ("sync", "fork"):
@@ -159,11 +133,15 @@ def main() -> None:
             "work_speedup": round(mine["work_per_s"] / theirs["work_per_s"], 2),
             "work_cmds_ratio": round(mine["work_cmds_per_task"] / theirs["work_cmds_per_task"], 2),
         }
+        r = ratios[executor]
         print(
-            f"taskq/TaskTiger ({executor}): enqueue x{ratios[executor]['enqueue_speedup']}, "
-            f"work x{ratios[executor]['work_speedup']}, "
-            f"commands per task x{ratios[executor]['work_cmds_ratio']}"
+            f"taskq / TaskTiger ({executor}): enqueue x{r['enqueue_speedup']}, "
+            f"worker x{r['work_speedup']}, Redis commands per task x{r['work_cmds_ratio']}"
         )
+    print(
+        f"taskq bulk enqueue (delay_many, 500 per call): {bulk_row['enqueue_per_s']} tasks/s, "
+        f"{bulk_row['cmds_per_task']} commands per task"
+    )
     print(
         f"Redis memory per queued task: taskq {memory['taskq']} B, "
         f"TaskTiger {memory['tasktiger']} B"
@@ -171,7 +149,16 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(
-        json.dumps({"rows": rows, "ratios": ratios, "memory_per_task": memory}, indent=2)
+        json.dumps(
+            {
+                "rows": rows,
+                "ratios": ratios,
+                "memory_per_task": memory,
+                "bulk": bulk_row,
+                "redis_version": server_version,
+            },
+            indent=2,
+        )
     )
 
 

@@ -9,6 +9,7 @@ timeout (its state is suspect; run it under a supervisor with ``--exit-after``).
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -56,23 +57,38 @@ class Executor:
 
 
 class SyncExecutor(Executor):
-    """Runs tasks in the worker process; a thread sends heartbeats meanwhile."""
+    """Runs tasks in the worker process; a heartbeat thread (one per worker,
+    started on first use) keeps the running tasks alive meanwhile."""
 
     exit_worker_on_job_timeout = True
 
-    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
-        stop = threading.Event()
-        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(worker)
+        self._lock = threading.Lock()
+        self._heartbeat: Heartbeat | None = None
+        self._thread: threading.Thread | None = None
 
-        def beat() -> None:
-            while not stop.wait(interval):
+    def _beat_forever(self) -> None:
+        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
+        while True:
+            time.sleep(interval)
+            # holding the lock: a heartbeat never runs after its group finished
+            with self._lock:
+                if self._heartbeat is None:
+                    continue
                 try:
-                    heartbeat()
+                    self._heartbeat()
                 except Exception:
                     self.worker.log.exception("task heartbeat failed")
 
-        thread = threading.Thread(target=beat, name="taskq-heartbeat", daemon=True)
-        thread.start()
+    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._beat_forever, name="taskq-heartbeat", daemon=True
+            )
+            self._thread.start()
+        with self._lock:
+            self._heartbeat = heartbeat
         try:
             return run_group(
                 self.tq,
@@ -81,15 +97,22 @@ class SyncExecutor(Executor):
                 worker_id=self.worker.id,
             )
         finally:
-            stop.set()
-            thread.join()
+            with self._lock:
+                self._heartbeat = None
 
 
 class ForkExecutor(Executor):
     """Forks a child per task group; the parent heartbeats and enforces the
     hard timeout with ``SIGKILL`` if the child does not stop by itself."""
 
+    _frozen = False
+
     def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
+        if not self._frozen:
+            # objects that exist now are never collected in children: a child's
+            # garbage collector then does not touch (and copy) their pages
+            gc.freeze()
+            self._frozen = True
         worker = self.worker
         timeout = sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
         if tasks and _is_batch(tasks[0]):

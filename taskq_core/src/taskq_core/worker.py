@@ -248,8 +248,12 @@ class Worker:
                 did_work = self._with_backoff(lambda: self._iteration(burst))
                 if did_work is None:  # broker unavailable: retried with back-off
                     continue
-                if burst and not did_work and self._with_backoff(self._nothing_queued):
-                    break
+                if burst and not did_work:
+                    if self._with_backoff(self._nothing_queued):
+                        break
+                    # queued work this worker cannot take now (queue slots
+                    # taken, a queue system lock): wait instead of spinning
+                    self._sleep(float(self.tq.config["SELECT_TIMEOUT"]))
                 if deadline is not None and time.time() >= deadline:
                     self.log.info("exit-after elapsed")
                     break
@@ -296,7 +300,7 @@ class Worker:
 
     def _iteration(self, burst: bool) -> bool:
         self._resync()
-        self._maintenance(force=burst)
+        self._maintenance()
         queues = list(self._queue_set)
         random.shuffle(queues)
         did_work = False
@@ -316,6 +320,7 @@ class Worker:
         return did_work
 
     def _nothing_queued(self) -> bool:
+        self._maintenance(force=True)  # due scheduled tasks count as queued work
         self._resync(force=True)
         for queue in list(self._queue_set):
             if self.tq.broker.queue_sizes(queue).get(State.QUEUED, 0):

@@ -7,6 +7,7 @@ context; see :func:`taskq_flask.extension.app_context_for`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ __all__ = ["taskq_execute_task"]
 @hookimpl(wrapper=True)
 def taskq_execute_task(tq: TaskQ, tasks: Sequence[Task]) -> Generator[None, Any, Any]:
     """Run the tasks inside the application context of ``tq``'s Flask app."""
-    from taskq_flask.extension import app_context_for
-
-    with app_context_for(tq):
+    extension = sys.modules.get("taskq_flask.extension")
+    if extension is None:  # no TaskQFlask was ever created: no app to enter
+        return (yield)
+    with extension.app_context_for(tq):
         return (yield)
