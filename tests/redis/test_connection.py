@@ -222,6 +222,18 @@ def test_decoding_connection_gets_a_bytes_sibling(
     user.close()
 
 
+def test_decoding_connection_with_another_pool_type_is_refused(redis_url: str) -> None:
+    """A decoding connection whose pool cannot be copied (e.g. a blocking or
+    Sentinel pool) is refused with a hint instead of being half-copied."""
+    pool = redis.BlockingConnectionPool.from_url(redis_url, decode_responses=True)
+    user = redis.Redis(connection_pool=pool)
+    try:
+        with pytest.raises(TypeError, match="decode_responses=False"):
+            RedisBroker(connection=user)
+    finally:
+        user.close()
+
+
 def test_bytes_connection_is_used_as_is_and_not_closed(
     redis_url: str, redis_client: redis.Redis
 ) -> None:

@@ -102,6 +102,11 @@ def make_client(
         described = _describe_pool(pool)
         if not pool.connection_kwargs.get("decode_responses"):
             return connection, described, False
+        if type(pool) is not redis.ConnectionPool:
+            raise TypeError(
+                f"RedisBroker cannot copy a {type(pool).__name__} with decode_responses=True; "
+                "pass a connection created with decode_responses=False"
+            )
         kwargs = dict(pool.connection_kwargs)
         kwargs["decode_responses"] = False
         sibling = redis.ConnectionPool(
