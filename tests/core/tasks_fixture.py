@@ -92,6 +92,20 @@ def retry_keeping_traceback() -> None:
         raise RetryException(method=fixed(0, 0), original_traceback=True) from None
 
 
+def retry_plain() -> None:
+    """Ask for a retry with no policy of its own (the task's, else the default)."""
+    calls.append("retry_plain")
+    raise RetryException
+
+
+def sleep_for(seconds: float) -> None:
+    """Sleep (for hard-timeout tests)."""
+    import time
+
+    calls.append(("sleep_for", seconds))
+    time.sleep(seconds)
+
+
 def exit_task(code: int | None = None) -> None:
     """Raise ``SystemExit`` like ``sys.exit(code)``."""
     calls.append(("exit", code))
@@ -212,6 +226,13 @@ def batch_current_task_error(params: list[dict[str, Any]]) -> None:
         tq.current_task  # noqa: B018 - the property access is the test
     except RuntimeError as exc:
         calls.append(("current_task error", str(exc)))
+
+
+@tq.task(batch=True)
+def batch_fail(params: list[dict[str, Any]]) -> None:
+    """A batch function that always fails."""
+    calls.append(("batch_fail", params))
+    raise ValueError("batch failed")
 
 
 # -- runners and context managers ----------------------------------------------
