@@ -434,3 +434,14 @@ def test_queued_list_is_time_ordered_across_priorities(redis_broker: RedisBroker
     pages = [ids(b.list_tasks(Q, State.QUEUED, skip=s, limit=3)[1]) for s in (0, 3, 6, 9)]
     assert pages == [order[:3], order[3:6], order[6:], []]
     assert ids(b.pop(Q, 10, "w1", FAR)) == ["b", "d", "f", "a", "e", "c", "g"]
+
+
+def test_states_may_be_given_as_strings(redis_broker: RedisBroker) -> None:
+    """Inspection accepts state names as plain strings too."""
+    b = redis_broker
+    b.enqueue(req("a"))
+    assert b.queues("queued") == {Q}  # type: ignore[arg-type]
+    assert b.get_task(Q, "queued", "a").id == "a"  # type: ignore[arg-type]
+    assert b.list_tasks(Q, "queued")[0] == 1  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nope"):
+        b.queues("nope")  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ class QueueKeys:
 
     def state(self, state: State) -> str:
         """The zset of ``state``."""
-        return self.keys[STATE_NUMBERS[state] - 1]
+        return self.keys[STATE_NUMBERS[State(state)] - 1]
 
     @property
     def tasks(self) -> str:
@@ -74,7 +74,7 @@ class Layout:
 
     def index(self, root: str, state: State) -> str:
         """SET of the root's queue names that have tasks in ``state``."""
-        return f"{self.tagged(root)}:queues:{state.value}"
+        return f"{self.tagged(root)}:queues:{State(state).value}"
 
     def queue(self, queue: str) -> QueueKeys:
         """The key set passed as KEYS to every per-queue script."""

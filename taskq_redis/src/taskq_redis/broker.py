@@ -519,6 +519,7 @@ class RedisBroker(Broker):
 
     def queues(self, state: State) -> set[str]:
         """Exact per-root indexes (kept by the scripts), read in one pipeline."""
+        state = State(state)
         roots = sorted(self.roots())
         if not roots:
             return set()
