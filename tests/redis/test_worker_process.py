@@ -260,10 +260,13 @@ def test_parallel_workers_never_overlap_a_lock(workers: Workers, app: Any) -> No
     """Three workers, twelve tasks sharing one lock key: no two runs overlap."""
     for _ in range(12):
         app.exclusive.delay("lock", resource="printer", seconds=0.05)
-    procs = [workers.start("--burst") for _ in range(3)]
+    # not --burst: a task that meets the lock waits LOCK_RETRY in scheduled
+    procs = [workers.start() for _ in range(3)]
+    wait_for(lambda: app.tq.get_queue_stats() == {}, timeout=60, what="all done")
     for proc in procs:
-        assert proc.wait(timeout=60) == 0
-    wait_for(lambda: app.tq.get_queue_stats() == {}, timeout=30, what="all done")
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        assert proc.wait(timeout=20) == 0
     events = [line.split() for line in lines(workers.trace_dir / "lock")]
     spans = []
     for kind, stamp, pid in events:

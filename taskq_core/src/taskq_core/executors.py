@@ -13,13 +13,18 @@ import gc
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+# imported here, in the worker, so that forked children find them loaded
+import taskq_core.retry
+import taskq_core.runners  # noqa: F401
 from taskq_core import serialization
+from taskq_core.broker import Execution
 from taskq_core.execution import RunResult, effective_hard_timeout, make_execution, run_group
 
 if TYPE_CHECKING:
@@ -54,6 +59,9 @@ class Executor:
 
     def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the worker stops."""
 
 
 class SyncExecutor(Executor):
@@ -101,11 +109,22 @@ class SyncExecutor(Executor):
                 self._heartbeat = None
 
 
+_HEADER = struct.Struct("!Q")
+
+
 class ForkExecutor(Executor):
     """Forks a child per task group; the parent heartbeats and enforces the
-    hard timeout with ``SIGKILL`` if the child does not stop by itself."""
+    hard timeout with ``SIGKILL`` if the child does not stop by itself.
 
-    _frozen = False
+    The child sends its results as one length-prefixed message; the parent
+    goes on as soon as it has them and reaps the exiting child later, so a
+    child's teardown never delays the next task.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(worker)
+        self._frozen = False
+        self._exiting: list[int] = []
 
     def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
         if not self._frozen:
@@ -113,7 +132,13 @@ class ForkExecutor(Executor):
             # garbage collector then does not touch (and copy) their pages
             gc.freeze()
             self._frozen = True
+        self.reap()
         worker = self.worker
+        for task in tasks:
+            try:  # resolve the runner class here: its import then never happens per child
+                task.get_runner()
+            except Exception:  # the child records the failure
+                pass
         timeout = sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
         if tasks and _is_batch(tasks[0]):
             timeout = effective_hard_timeout(self.tq, tasks)
@@ -133,44 +158,16 @@ class ForkExecutor(Executor):
                 queue=task.queue,
                 params={"args": task.args, "kwargs": task.kwargs},
             )
-        deadline = started + timeout + float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
-        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
-        next_beat = time.time() + interval
-        chunks: list[bytes] = []
-        killed_reason: str | None = None
         try:
-            while True:
-                now = time.time()
-                if worker.force_stop and killed_reason is None:
-                    killed_reason = "requeue"
-                    _kill(pid)
-                elif now >= deadline and killed_reason is None:
-                    worker.log.error(
-                        "hard timeout elapsed in parent process",
-                        child_pid=pid,
-                        hard_timeout=timeout,
-                    )
-                    killed_reason = "timeout"
-                    _kill(pid)
-                    worker.log.error("child killed", child_pid=pid)
-                wait = max(0.0, min(next_beat, deadline) - now)
-                fds = [read_fd] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
-                ready, _, _ = select.select(fds, [], [], wait)
-                if worker.wakeup_fd is not None and worker.wakeup_fd in ready:
-                    worker.drain_wakeup()
-                if read_fd in ready:
-                    chunk = os.read(read_fd, 65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                if time.time() >= next_beat:
-                    try:
-                        heartbeat()
-                    except Exception:
-                        worker.log.exception("task heartbeat failed")
-                    next_beat = time.time() + interval
+            message, killed_reason = self._wait(pid, read_fd, started, timeout, heartbeat)
         finally:
             os.close(read_fd)
+        if message is not None:
+            self._exiting.append(pid)  # reaped later: its exit needs no waiting
+            wire = _decode(message)
+            if wire is not None and len(wire) == len(tasks):
+                return [RunResult.from_wire(item) for item in wire]
+        else:
             _, status = os.waitpid(pid, 0)
         if killed_reason == "requeue":
             return [
@@ -178,39 +175,89 @@ class ForkExecutor(Executor):
                 for t in tasks
             ]
         if killed_reason == "timeout":
-            record = make_execution(
-                started,
-                None,
-                store_tracebacks=worker.store_tracebacks,
-                name=_JOB_TIMEOUT,
-                message=f"hard timeout of {timeout:g} s elapsed; the child process was killed "
-                "by the worker",
-                worker_id=worker.id,
+            text = (
+                f"hard timeout of {timeout:g} s elapsed; the child process was killed by the worker"
             )
+            record = self._record(started, text)
             return [
                 RunResult(t.id, False, time.time() - started, record, timed_out=True) for t in tasks
             ]
-        try:
-            wire = serialization.unpack(b"".join(chunks)) if chunks else None
-        except Exception:
-            wire = None
-        if not isinstance(wire, list) or len(wire) != len(tasks):
-            how = (
-                f"was killed by signal {os.WTERMSIG(status)}"
-                if os.WIFSIGNALED(status)
-                else f"exited with status {os.WEXITSTATUS(status)}"
-            )
-            record = make_execution(
-                started,
-                None,
-                store_tracebacks=worker.store_tracebacks,
-                name=_JOB_TIMEOUT,
-                message=f"the child process running the task {how} before reporting a result",
-                worker_id=worker.id,
-            )
-            worker.log.error("child died", child_pid=pid, reason=how)
-            return [RunResult(t.id, False, time.time() - started, record) for t in tasks]
-        return [RunResult.from_wire(item) for item in wire]
+        if message is not None:
+            how = "sent an unreadable result"
+        elif os.WIFSIGNALED(status):
+            how = f"was killed by signal {os.WTERMSIG(status)}"
+        else:
+            how = f"exited with status {os.WEXITSTATUS(status)}"
+        record = self._record(started, f"the child process running the task {how}")
+        worker.log.error("child died", child_pid=pid, reason=how)
+        return [RunResult(t.id, False, time.time() - started, record) for t in tasks]
+
+    def _record(self, started: float, message: str) -> Execution:
+        return make_execution(
+            started,
+            None,
+            store_tracebacks=self.worker.store_tracebacks,
+            name=_JOB_TIMEOUT,
+            message=message,
+            worker_id=self.worker.id,
+        )
+
+    def _wait(
+        self, pid: int, read_fd: int, started: float, timeout: float, heartbeat: Heartbeat
+    ) -> tuple[bytes | None, str | None]:
+        """Read the child's message while heartbeating; kill it on a hard
+        timeout or an insistent stop. Returns (message or None, kill reason)."""
+        worker = self.worker
+        deadline = started + timeout + float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
+        next_beat = time.time() + interval
+        buffer = bytearray()
+        killed_reason: str | None = None
+        while True:
+            now = time.time()
+            if killed_reason is None and worker.force_stop:
+                killed_reason = "requeue"
+                _kill(pid)
+            elif killed_reason is None and now >= deadline:
+                worker.log.error(
+                    "hard timeout elapsed in parent process", child_pid=pid, hard_timeout=timeout
+                )
+                killed_reason = "timeout"
+                _kill(pid)
+                worker.log.error("child killed", child_pid=pid)
+            wait = max(0.0, min(next_beat, deadline) - now) if killed_reason is None else 1.0
+            fds = [read_fd] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
+            ready, _, _ = select.select(fds, [], [], wait)
+            if worker.wakeup_fd is not None and worker.wakeup_fd in ready:
+                worker.drain_wakeup()
+            if read_fd in ready:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    return None, killed_reason
+                buffer += chunk
+                if len(buffer) >= _HEADER.size:
+                    (size,) = _HEADER.unpack_from(buffer)
+                    if len(buffer) >= _HEADER.size + size and killed_reason is None:
+                        return bytes(buffer[_HEADER.size : _HEADER.size + size]), None
+            if killed_reason is None and time.time() >= next_beat:
+                try:
+                    heartbeat()
+                except Exception:
+                    worker.log.exception("task heartbeat failed")
+                next_beat = time.time() + interval
+
+    def reap(self, block: bool = False) -> None:
+        """Collect children that sent their results and have exited since."""
+        for pid in list(self._exiting):
+            try:
+                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._exiting.remove(pid)
+
+    def close(self) -> None:
+        self.reap(block=True)
 
     def _child(self, tasks: Sequence[Task], write_fd: int) -> None:
         """In the child: run the group, send the results, exit without cleanup."""
@@ -227,7 +274,7 @@ class ForkExecutor(Executor):
                 worker_id=self.worker.id,
             )
             data = serialization.pack([r.to_wire() for r in results])
-            view = memoryview(data)
+            view = memoryview(_HEADER.pack(len(data)) + data)
             while view:
                 written = os.write(write_fd, view)
                 view = view[written:]
@@ -240,6 +287,14 @@ class ForkExecutor(Executor):
                 except Exception:
                     pass
             os._exit(code)
+
+
+def _decode(message: bytes) -> list[Any] | None:
+    try:
+        wire = serialization.unpack(message)
+    except Exception:
+        return None
+    return wire if isinstance(wire, list) else None
 
 
 def _is_batch(task: Task) -> bool:

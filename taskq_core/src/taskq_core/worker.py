@@ -259,6 +259,7 @@ class Worker:
                     break
                 self._maybe_log_stats()
         finally:
+            self.executor.close()
             call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
             restore()
             self.log.info("done", processed=self.processed)
