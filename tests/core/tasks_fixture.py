@@ -235,6 +235,17 @@ def batch_fail(params: list[dict[str, Any]]) -> None:
     raise ValueError("batch failed")
 
 
+class Holder:
+    """A module-level class whose static method is a task."""
+
+    @staticmethod
+    @tq.task(queue="static")
+    def static_task(x: int) -> int:
+        """A task declared as a static method."""
+        calls.append(("static_task", x))
+        return x
+
+
 # -- runners and context managers ----------------------------------------------
 
 

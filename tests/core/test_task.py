@@ -109,6 +109,17 @@ def test_undecorated_functions_can_be_delayed(app: TaskQ) -> None:
     assert task.state is State.QUEUED
 
 
+def test_static_method_task(app: TaskQ) -> None:
+    """A static method of a module-level class is a task: it is stored by its
+    qualified name and a worker runs it."""
+    task = tf.Holder.static_task.delay(3)  # type: ignore[attr-defined]
+    assert task.serialized_func == "tasks_fixture:Holder.static_task"
+    assert task.queue == "static"
+    app.delay(tf.Holder.static_task, args=[4])
+    app.run_worker(burst=True)
+    assert tf.calls == [("static_task", 4)]
+
+
 def test_default_queue_and_its_setting() -> None:
     """Tasks that name no queue go to ``default``, or to ``DEFAULT_QUEUE``."""
     plain = TaskQ(broker=MemoryBroker())
