@@ -176,6 +176,17 @@ def test_retry_method_fixed_runs_three_times(app: TaskQ) -> None:
     assert app.get_queue_stats() == {"default": {"error": 1}}
 
 
+def test_burst_reruns_due_retries_without_waiting() -> None:
+    """A burst worker reruns a retry that is due at once: it does not wait
+    ``SELECT_TIMEOUT`` between runs."""
+    app = TaskQ(broker=MemoryBroker(), config={"SELECT_TIMEOUT": 5})
+    task = app.delay(tf.fail_value_error, retry_method=fixed(0, 2))
+    started = time.monotonic()
+    app.run_worker(burst=True)
+    assert time.monotonic() - started < 2.5
+    assert errored(app, task).n_executions() == 3
+
+
 def test_retry_method_function_raising_stop_retry(app: TaskQ) -> None:
     """A custom retry function that raises StopRetry sends the task to ``error``;
     it is called with the number of failures so far (1)."""

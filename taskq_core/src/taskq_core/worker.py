@@ -244,16 +244,19 @@ class Worker:
             )
             self._with_backoff(self._startup)
             call_hook_safely("taskq_worker_started", tq=self.tq, worker=self)
+            idle_rounds = 0
             while not self.stop_requested:
                 did_work = self._with_backoff(lambda: self._iteration(burst))
                 if did_work is None:  # broker unavailable: retried with back-off
                     continue
+                idle_rounds = 0 if did_work else idle_rounds + 1
                 if burst and not did_work:
                     if self._with_backoff(self._nothing_queued):
                         break
-                    # queued work this worker cannot take now (queue slots
-                    # taken, a queue system lock): wait instead of spinning
-                    self._sleep(float(self.tq.config["SELECT_TIMEOUT"]))
+                    if idle_rounds > 1:
+                        # still queued work this worker cannot take (queue slots
+                        # taken, a queue system lock): wait instead of spinning
+                        self._sleep(float(self.tq.config["SELECT_TIMEOUT"]))
                 if deadline is not None and time.time() >= deadline:
                     self.log.info("exit-after elapsed")
                     break
