@@ -92,6 +92,15 @@ def retry_keeping_traceback() -> None:
         raise RetryException(method=fixed(0, 0), original_traceback=True) from None
 
 
+def flaky(key: str, failures: int) -> str:
+    """Fail the first ``failures`` calls for ``key``, then succeed."""
+    done = sum(1 for call in calls if call == ("flaky", key))
+    calls.append(("flaky", key))
+    if done < failures:
+        raise ValueError(f"flaky failure {done + 1}")
+    return key
+
+
 def retry_plain() -> None:
     """Ask for a retry with no policy of its own (the task's, else the default)."""
     calls.append("retry_plain")

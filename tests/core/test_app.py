@@ -4,6 +4,7 @@ inspection, purging errors, queue system locks, and task priorities."""
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import time
 from collections.abc import Iterator
 
@@ -32,6 +33,92 @@ def fail(app: TaskQ, queue: str, n: int = 1) -> list[Task]:
     tasks = [app.delay(tf.fail_value_error, args=[i], queue=queue) for i in range(n)]
     app.run_worker(queues=[queue], burst=True)
     return tasks
+
+
+# -- the API contract ---------------------------------------------------------------------
+
+API_SIGNATURES = {
+    "TaskQ": (TaskQ.__init__, ["broker", "config", "setup_structlog"]),
+    "TaskQ.delay": (
+        TaskQ.delay,
+        [
+            "func",
+            "args",
+            "kwargs",
+            "queue",
+            "priority",
+            "hard_timeout",
+            "unique",
+            "unique_key",
+            "lock",
+            "lock_key",
+            "when",
+            "retry",
+            "retry_on",
+            "retry_method",
+            "max_queue_size",
+            "max_stored_executions",
+            "runner_class",
+        ],
+    ),
+    "TaskQ.run_worker": (
+        TaskQ.run_worker,
+        [
+            "queues",
+            "exclude_queues",
+            "max_workers_per_queue",
+            "store_tracebacks",
+            "executor",
+            "burst",
+            "exit_after",
+        ],
+    ),
+    "TaskQ.purge_errored_tasks": (
+        TaskQ.purge_errored_tasks,
+        ["queues", "exclude_queues", "last_execution_before", "limit"],
+    ),
+    "Task": (
+        Task.__init__,
+        [
+            "tq",
+            "func",
+            "args",
+            "kwargs",
+            "queue",
+            "hard_timeout",
+            "unique",
+            "unique_key",
+            "lock",
+            "lock_key",
+            "retry",
+            "retry_on",
+            "retry_method",
+            "max_queue_size",
+            "max_stored_executions",
+            "runner_class",
+        ],
+    ),
+    "Task.from_id": (Task.from_id, ["tq", "queue", "state", "task_id", "load_executions"]),
+    "Task.tasks_from_queue": (
+        Task.tasks_from_queue,
+        ["tq", "queue", "state", "skip", "limit", "load_executions"],
+    ),
+    "Task.delay": (Task.delay, ["when", "max_queue_size"]),
+    "Task.update_scheduled_time": (Task.update_scheduled_time, ["when"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_SIGNATURES))
+def test_signatures_follow_the_api_contract(name: str) -> None:
+    """The public signatures start with API.md's parameters, in API.md's
+    order (so positional calls written for TaskTiger keep working)."""
+    func, expected = API_SIGNATURES[name]
+    params = [
+        p.name
+        for p in inspect.signature(func).parameters.values()
+        if p.name not in ("self", "cls") and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    assert params[: len(expected)] == expected
 
 
 # -- the broker -------------------------------------------------------------------------
@@ -196,6 +283,19 @@ def test_priority_from_the_decorator(app: TaskQ) -> None:
     assert app.delay(tf.decorated_task, args=[1]).priority == 5
     assert app.delay(tf.decorated_task, args=[2], priority=0).priority == 0
     assert app.delay(tf.record).priority == 0
+
+
+def test_due_scheduled_tasks_run_by_priority() -> None:
+    """Scheduled tasks that became due run by priority, not by due time."""
+    now = [time.time()]
+    app = TaskQ(broker=MemoryBroker(clock=lambda: now[0]))
+    app.delay(tf.record, args=["low, due first"], when=dt.timedelta(seconds=10), priority=-1)
+    app.delay(tf.record, args=["high, due later"], when=dt.timedelta(seconds=20), priority=1)
+    app.delay(tf.record, args=["normal, due last"], when=dt.timedelta(seconds=30))
+    now[0] += 60
+    app.run_worker(burst=True)
+    order = [args[0] for args, _ in tf.calls]
+    assert order == ["high, due later", "normal, due last", "low, due first"]
 
 
 @pytest.mark.parametrize("priority", [1001, -1001, 10**9])

@@ -176,6 +176,21 @@ def test_unique_task_enqueued_twice_is_one_task(app: TaskQ) -> None:
     assert sizes(app) == {"queued": 1, "scheduled": 0, "active": 0}
 
 
+def test_unique_task_pending_copy_is_kept_unchanged(app: TaskQ) -> None:
+    """Enqueuing a unique task whose copy is already scheduled keeps that copy
+    as it is: its due time and its data agree (TaskTiger defect 4)."""
+    first = app.delay(tf.record, args=[1], unique=True, when=dt.timedelta(hours=1))
+    before = Task.from_id(app, "default", State.SCHEDULED, first.id)
+    again = app.delay(tf.record, args=[1], unique=True, when=dt.timedelta(hours=5))
+    assert again.id == first.id
+    assert again.state is State.SCHEDULED
+    after = Task.from_id(app, "default", State.SCHEDULED, first.id)
+    assert after.ts == before.ts
+    assert after.scheduled_at == before.scheduled_at
+    assert after.data == before.data
+    assert sizes(app) == {"queued": 0, "scheduled": 1, "active": 0}
+
+
 def test_unique_key_uses_only_the_named_kwargs(app: TaskQ) -> None:
     """``unique_key`` makes the task unique on the named keyword arguments only
     (positional arguments and other kwargs are ignored); the string ``"a"``
@@ -412,6 +427,23 @@ def test_tasks_from_queue_orders_scheduled_by_due_time(app: TaskQ) -> None:
     assert total == 2
     assert [t.id for t in tasks] == [soon.id, late.id]
     assert all(t.state is State.SCHEDULED for t in tasks)
+
+
+def test_tasks_from_queue_keeps_a_task_whose_data_is_missing(app: TaskQ) -> None:
+    """A listed task whose data has gone missing appears once, with only its id:
+    never duplicated, never dropped (TaskTiger defect 2)."""
+    ids = [app.delay(tf.record, args=[n]).id for n in range(3)]
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    broker._drop_data("default", ids[1])
+    total, tasks = Task.tasks_from_queue(app, "default", State.QUEUED)
+    assert total == 3
+    assert [t.id for t in tasks] == ids
+    assert tasks[1].data == {"id": ids[1]}
+    assert tasks[0].args == [0]
+    assert tasks[2].args == [2]
+    with pytest.raises(TaskNotFound):
+        Task.from_id(app, "default", State.QUEUED, ids[1])
 
 
 # -- delay(when=...) ----------

@@ -328,6 +328,29 @@ def test_max_stored_executions_trims_but_counting_goes_on(app: TaskQ) -> None:
     assert times == sorted(times)
 
 
+def test_max_stored_executions_zero_keeps_everything(app: TaskQ) -> None:
+    """``max_stored_executions=0`` means no limit (it is stored as given)."""
+    task = app.delay(tf.fail_value_error, retry_method=fixed(0, 2), max_stored_executions=0)
+    app.run_worker(burst=True)
+    loaded = errored(app, task)
+    assert loaded.data["max_stored_executions"] == 0
+    assert len(loaded.executions) == 3
+
+
+def test_success_after_retries_removes_the_task_and_its_records(app: TaskQ) -> None:
+    """A task that fails, is retried and then succeeds is removed with its
+    records, unique or not."""
+    plain = app.delay(tf.flaky, args=["plain", 2], retry_method=fixed(0, 5))
+    unique = app.delay(tf.flaky, args=["unique", 1], retry_method=fixed(0, 5), unique=True)
+    app.run_worker(burst=True)
+    assert tf.calls.count(("flaky", "plain")) == 3
+    assert tf.calls.count(("flaky", "unique")) == 2
+    assert app.get_queue_stats() == {}
+    for task in (plain, unique):
+        with pytest.raises(TaskNotFound):
+            task.n_executions()
+
+
 # -- context managers ---------------------------------------------------------------------
 
 
