@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import tasks_fixture as tf
@@ -37,7 +38,7 @@ def fail(app: TaskQ, queue: str, n: int = 1) -> list[Task]:
 
 # -- the API contract ---------------------------------------------------------------------
 
-API_SIGNATURES = {
+API_SIGNATURES: dict[str, tuple[Callable[..., Any], list[str]]] = {
     "TaskQ": (TaskQ.__init__, ["broker", "config", "setup_structlog"]),
     "TaskQ.delay": (
         TaskQ.delay,
