@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from taskq_core.app import PERIODIC_TASKS
 from taskq_core.plugins import reset_plugin_manager
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -66,7 +67,11 @@ def page_env(
     if "TASKQ_URL" in page.read_text():
         monkeypatch.setenv("TASKQ_URL", request.getfixturevalue("redis_url"))
     reset_plugin_manager()
+    periodic = dict(PERIODIC_TASKS)
     yield
+    # periodic tasks a page declared must not follow workers of later pages
+    PERIODIC_TASKS.clear()
+    PERIODIC_TASKS.update(periodic)
     reset_plugin_manager()
     structlog.contextvars.clear_contextvars()
 

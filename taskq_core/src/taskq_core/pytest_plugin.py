@@ -22,11 +22,16 @@ __all__ = ["taskq_app", "taskq_run"]
 @pytest.fixture
 def taskq_app() -> Iterator[TaskQ]:
     """A ``TaskQ`` on a fresh memory broker (tasks run in this process)."""
+    from taskq_core.app import PERIODIC_TASKS
     from taskq_core.brokers.memory import MemoryBroker
 
+    periodic = dict(PERIODIC_TASKS)
     broker = MemoryBroker()
     yield TaskQ(broker=broker)
     broker.close()
+    # periodic tasks declared during the test do not leak into later tests
+    PERIODIC_TASKS.clear()
+    PERIODIC_TASKS.update(periodic)
 
 
 @pytest.fixture

@@ -409,11 +409,15 @@ class Worker:
 
         funcs = dict(PERIODIC_TASKS)
         funcs.update(self.tq.periodic_task_funcs)
-        for func in funcs.values():
-            task = Task(self.tq, func)
-            if not self.processes(task.queue):
-                continue
-            self._queue_next_period(task)
+        for name, func in funcs.items():
+            try:
+                task = Task(self.tq, func)
+                if self.processes(task.queue):
+                    self._queue_next_period(task)
+            except (BrokerConnectionError, ConnectionError):
+                raise
+            except Exception as exc:  # one bad declaration must not stop the others
+                self.log.error("could not queue periodic task", func=name, error=str(exc))
 
     def _queue_next_period(self, task: Task) -> None:
         from taskq_core.schedule import load_schedule
