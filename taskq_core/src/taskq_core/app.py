@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 import structlog
 
@@ -23,7 +23,19 @@ if TYPE_CHECKING:
 
 __all__ = ["PERIODIC_TASKS", "TaskQ"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
+
+
+class TaskFunction(Protocol[P, R]):
+    """What ``@tq.task`` returns, for type checkers: the function itself,
+    still callable as before, with a typed ``delay``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        """Enqueue a call of the function with these arguments."""
+        ...
 
 #: Periodic task functions by serialized name, whichever ``TaskQ`` declared them
 #: (a worker started with ``-m module`` runs the module's periodic tasks).
@@ -115,7 +127,7 @@ class TaskQ:
 
     # -- declaring tasks ----------------------------------------------------------
     @overload
-    def task(self, _func: F) -> F: ...
+    def task(self, _func: Callable[P, R]) -> TaskFunction[P, R]: ...
 
     @overload
     def task(
@@ -137,11 +149,11 @@ class TaskQ:
         batch: bool = False,
         schedule: Any = None,
         priority: int | None = None,
-    ) -> Callable[[F], F]: ...
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
     def task(
         self,
-        _func: F | None = None,
+        _func: Callable[P, R] | None = None,
         *,
         queue: str | None = None,
         hard_timeout: float | None = None,
@@ -158,7 +170,7 @@ class TaskQ:
         batch: bool = False,
         schedule: Any = None,
         priority: int | None = None,
-    ) -> F | Callable[[F], F]:
+    ) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
         """Declare a task function: ``@tq.task`` or ``@tq.task(queue=..., ...)``.
 
         The function keeps working when called directly and gains
@@ -193,7 +205,7 @@ class TaskQ:
             serialize_schedule(schedule)
             options["unique"] = True
 
-        def decorate(func: F) -> F:
+        def decorate(func: Callable[P, R]) -> TaskFunction[P, R]:
             setattr(func, OPTIONS_ATTR, options)
 
             def delay(*args: Any, **kwargs: Any) -> Task:
@@ -204,7 +216,7 @@ class TaskQ:
                 name = serialize_func(func)
                 self.periodic_task_funcs[name] = func
                 PERIODIC_TASKS[name] = func
-            return func
+            return cast("TaskFunction[P, R]", func)
 
         if _func is not None:
             return decorate(_func)
