@@ -24,18 +24,20 @@ if TYPE_CHECKING:
 __all__ = ["PERIODIC_TASKS", "TaskQ"]
 
 P = ParamSpec("P")
-R = TypeVar("R", covariant=True)
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
-class TaskFunction(Protocol[P, R]):
+class TaskFunction(Protocol[P, R_co]):
     """What ``@tq.task`` returns, for type checkers: the function itself,
     still callable as before, with a typed ``delay``."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Task:
         """Enqueue a call of the function with these arguments."""
         ...
+
 
 #: Periodic task functions by serialized name, whichever ``TaskQ`` declared them
 #: (a worker started with ``-m module`` runs the module's periodic tasks).
