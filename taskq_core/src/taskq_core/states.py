@@ -63,7 +63,12 @@ TRANSITIONS: dict[Transition, tuple[frozenset[State | None], frozenset[State | N
     Transition.DONE: (frozenset({State.ACTIVE}), frozenset({None})),
     Transition.RETRY_LATER: (frozenset({State.ACTIVE}), frozenset({State.SCHEDULED})),
     Transition.FAIL: (frozenset({State.ACTIVE}), frozenset({State.ERROR})),
-    Transition.LOCK_CONFLICT: (frozenset({State.ACTIVE}), frozenset({State.SCHEDULED})),
+    # a run returned unrun (lock conflict, or a stop before it started):
+    # scheduled at a later time, or queued again at once
+    Transition.LOCK_CONFLICT: (
+        frozenset({State.ACTIVE}),
+        frozenset({State.SCHEDULED, State.QUEUED}),
+    ),
     Transition.REQUEUE_EXPIRED: (
         frozenset({State.ACTIVE}),
         frozenset({State.QUEUED, State.SCHEDULED}),
