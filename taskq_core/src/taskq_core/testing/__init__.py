@@ -48,8 +48,9 @@ def run_tasks(tq: TaskQ, raise_on_errors: bool = True, **worker_options: Any) ->
             lines = [f"{len(new)} task(s) failed:"]
             for task in new:
                 record = task.executions[-1] if task.executions else {}
-                lines.append(f"- {task.serialized_func} in {task.queue}: "
-                             f"{record.get('exception_name')}")
+                lines.append(
+                    f"- {task.serialized_func} in {task.queue}: {record.get('exception_name')}"
+                )
                 if record.get("traceback"):
                     lines.append(str(record["traceback"]))
             raise AssertionError("\n".join(lines))
