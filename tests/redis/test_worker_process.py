@@ -303,3 +303,40 @@ def test_cli_module_periodic_tasks_run(workers: Workers) -> None:
     assert proc.wait(timeout=10) == 0
     stamps = [float(x) for x in lines(tick)]
     assert all(b - a > 0.5 for a, b in itertools.pairwise(stamps)), stamps
+
+
+def test_outcome_stored_after_redis_comes_back_mid_task(workers: Workers, tmp_path: Path) -> None:
+    """Redis goes away while a task runs and comes back (with its data) later: the
+    worker keeps the finished task's outcome, retries storing it with back-off, and
+    stores it once Redis is back — the task is done, not left active."""
+    from redis_server import launch_redis_server
+
+    from taskq_core import TaskQ
+
+    server = launch_redis_server(extra_args=("--appendonly", "yes"))
+    port, directory = server.port, server.directory
+    try:
+        tq = TaskQ(f"redis://127.0.0.1:{port}/0")
+        import worker_app
+
+        tq.delay(worker_app.slow, args=["outage", 2.0])
+        pool = Workers(server.url, tmp_path)
+        workers.procs = pool.procs
+        proc = pool.start(app=None)
+        wait_for(lambda: "started" in lines(tmp_path / "outage"), what="task started")
+        server.process.terminate()  # keeps its append-only file for the restart
+        server.process.wait(timeout=10)
+        if server.process.stderr:
+            server.process.stderr.close()
+        wait_for(lambda: "finished" in lines(tmp_path / "outage"), what="task finished")
+        wait_for(lambda: "broker unavailable" in pool.log(), what="outage noticed")
+        time.sleep(1.0)
+        server = launch_redis_server(
+            extra_args=("--port", str(port), "--dir", directory, "--appendonly", "yes")
+        )
+        wait_for(lambda: tq.get_queue_stats() == {}, timeout=40, what="outcome stored")
+        assert lines(tmp_path / "outage") == ["started", "finished"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, pool.log()
+    finally:
+        server.stop()

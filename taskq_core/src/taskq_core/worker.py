@@ -290,6 +290,32 @@ class Worker:
                 return None
             return result
 
+    def _store(self, func: Callable[[], Any]) -> Any:
+        """Store an outcome, retrying with back-off while the broker is away, even
+        when a stop was requested (a finished task's outcome is worth waiting for).
+        Gives up only on an insistent stop: the task is then recovered as lost
+        after ``ACTIVE_TASK_UPDATE_TIMEOUT``."""
+        delay = 0.5
+        failed = False
+        while True:
+            try:
+                result = func()
+            except (BrokerConnectionError, ConnectionError) as exc:
+                if not failed:
+                    self.log.error("broker unavailable", error=str(exc))
+                failed = True
+                if self.force_stop:
+                    self.log.error("outcome not stored; the task will be recovered as lost")
+                    return None
+                end = time.time() + delay
+                while not self.force_stop and (remaining := end - time.time()) > 0:
+                    time.sleep(min(0.1, remaining))
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if failed:
+                self.log.info("broker available again")
+            return result
+
     def _sleep(self, seconds: float) -> None:
         end = time.time() + seconds
         while not self.stop_requested and (remaining := end - time.time()) > 0:
@@ -474,7 +500,9 @@ class Worker:
         record = make_execution(
             time.time(), exc, store_tracebacks=self.store_tracebacks, worker_id=self.id
         )
-        self.tq.broker.finish(queue, item.id, self.id, "error", execution=record)
+        self._store(
+            lambda: self.tq.broker.finish(queue, item.id, self.id, "error", execution=record)
+        )
         self.log.error("task error", queue=queue, task_id=item.id, error=str(exc))
 
     def _execute_group(
@@ -551,11 +579,11 @@ class Worker:
         broker = self.tq.broker
         log = self.log.bind(queue=queue, task_id=task.id, func=task.serialized_func)
         if result.extra.get("requeue"):
-            broker.finish(queue, task.id, self.id, "requeue")
+            self._store(lambda: broker.finish(queue, task.id, self.id, "requeue"))
             log.info("task returned to queue (worker stopping)")
             return
         if result.success:
-            broker.finish(queue, task.id, self.id, "done")
+            self._store(lambda: broker.finish(queue, task.id, self.id, "done"))
             self.processed += 1
             log.info("done", processing_duration=round(result.duration, 6))
             call_hook_safely(
@@ -566,14 +594,16 @@ class Worker:
             time.time(), None, store_tracebacks=False, message="unknown failure"
         )
         decision = decide_retry(self.tq, task, record, count + 1, time.time())
-        broker.finish(
-            queue,
-            task.id,
-            self.id,
-            _finish_outcome(decision),
-            when=decision.when,
-            execution=record,
-            max_stored_executions=task.max_stored_executions,
+        self._store(
+            lambda: broker.finish(
+                queue,
+                task.id,
+                self.id,
+                _finish_outcome(decision),
+                when=decision.when,
+                execution=record,
+                max_stored_executions=task.max_stored_executions,
+            )
         )
         self.processed += 1
         level = "error" if decision.outcome == "error" and decision.log_error else "warning"
