@@ -310,7 +310,6 @@ def test_outcome_stored_after_redis_comes_back_mid_task(workers: Workers, tmp_pa
     worker keeps the finished task's outcome, retries storing it with back-off, and
     stores it once Redis is back — the task is done, not left active."""
     from redis_server import launch_redis_server
-
     from taskq_core import TaskQ
 
     server = launch_redis_server(extra_args=("--appendonly", "yes"))
