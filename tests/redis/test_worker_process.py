@@ -339,3 +339,25 @@ def test_outcome_stored_after_redis_comes_back_mid_task(workers: Workers, tmp_pa
         assert proc.wait(timeout=10) == 0, pool.log()
     finally:
         server.stop()
+
+
+def test_worker_warns_at_start_when_redis_may_evict_keys(workers: Workers, tmp_path: Path) -> None:
+    """At start the worker logs a warning when Redis' maxmemory-policy can evict keys
+    (tasks would vanish under memory pressure); with noeviction it does not."""
+    from redis_server import launch_redis_server
+
+    for policy, warned in (("allkeys-lru", True), ("noeviction", False)):
+        server = launch_redis_server(extra_args=("--maxmemory-policy", policy))
+        try:
+            (tmp_path / policy).mkdir()
+            pool = Workers(server.url, tmp_path / policy)
+            proc = pool.start("--burst", app=None)
+            workers.procs.append(proc)  # cleaned up by the fixture
+            assert proc.wait(timeout=30) == 0, pool.log()
+            log = pool.log()
+            assert ("maxmemory-policy" in log) is warned, log
+            if warned:
+                assert '"level": "warning"' in log
+                assert policy in log
+        finally:
+            server.stop()
