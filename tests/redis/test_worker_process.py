@@ -6,10 +6,9 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,73 +19,14 @@ sys.path.insert(0, str(HERE))
 
 pytestmark = pytest.mark.slow
 
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+from worker_procs import WorkerPool, lines, wait_for  # noqa: E402
 
 
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-class Workers:
-    """Starts worker processes and cleans up whatever is left of them."""
+class Workers(WorkerPool):
+    """Workers running ``worker_app`` from this folder unless told otherwise."""
 
     def __init__(self, url: str, trace_dir: Path) -> None:
-        self.url = url
-        self.trace_dir = trace_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def env(self, **extra: str) -> dict[str, str]:
-        path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-        return {
-            **os.environ,
-            "TASKQ_URL": self.url,
-            "TASKQ_TEST_DIR": str(self.trace_dir),
-            "PYTHONPATH": path,
-            **extra,
-        }
-
-    def start(self, *args: str, app: str | None = "worker_app:tq") -> subprocess.Popen[bytes]:
-        index = len(self.procs)
-        log = open(self.trace_dir / f"worker{index}.log", "wb")  # noqa: SIM115
-        cmd = [
-            sys.executable,
-            "-m",
-            "taskq_core.cli",
-            "worker",
-            "--log-format",
-            "json",
-            *(["--app", app] if app else []),
-            *args,
-        ]
-        proc = subprocess.Popen(
-            cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def log(self, index: int = 0) -> str:
-        return (self.trace_dir / f"worker{index}.log").read_text(errors="replace")
-
-    def wait_ready(self, index: int = 0) -> None:
-        wait_for(lambda: '"ready"' in self.log(index), what=f"worker {index} ready")
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
+        super().__init__(url, trace_dir, app="worker_app:tq", pythonpath=[HERE])
 
 
 @pytest.fixture

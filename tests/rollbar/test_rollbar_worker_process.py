@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from fake_rollbar import FakeRollbar, unused_endpoint, wait_for
 
 from taskq_rollbar import fingerprint
+from worker_procs import WorkerPool, lines
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,15 +26,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 TIMEOUT = "taskq_core.exceptions:JobTimeoutException"
 
 
-class Workers:
-    """Starts `taskq worker` processes for rollbar_app and cleans up after them."""
+class Workers(WorkerPool):
+    """`taskq worker` processes for rollbar_app, with Rollbar settings."""
 
     def __init__(self, url: str, trace_dir: Path) -> None:
-        self.url = url
-        self.trace_dir = trace_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
+        super().__init__(url, trace_dir, app="rollbar_app:tq", pythonpath=[HERE])
 
-    def start(
+    def start_reporting(
         self,
         *args: str,
         endpoint: str | None,
@@ -43,59 +41,21 @@ class Workers:
     ) -> subprocess.Popen[bytes]:
         """Start a worker; ``token`` and ``endpoint`` reach it as ROLLBAR_*
         variables, ``settings`` as its PLUGIN_CONFIG["rollbar"]."""
-        index = len(self.procs)
-        env = {
-            **os.environ,
-            "TASKQ_URL": self.url,
-            "TASKQ_TEST_DIR": str(self.trace_dir),
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "TASKQ_TEST_ROLLBAR": json.dumps(settings or {}),
-        }
+        env = {"TASKQ_TEST_ROLLBAR": json.dumps(settings or {})}
         if token is not None:
             env["ROLLBAR_ACCESS_TOKEN"] = token
         if endpoint is not None:
             env["ROLLBAR_ENDPOINT"] = endpoint
-        with open(self.trace_dir / f"worker{index}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "taskq_core.cli",
-                    "worker",
-                    "--log-format",
-                    "json",
-                    "--app",
-                    "rollbar_app:tq",
-                    *args,
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-        return proc
+        return self.start(*args, env=env)
 
-    def log(self, index: int = 0) -> str:
-        return (self.trace_dir / f"worker{index}.log").read_text(errors="replace")
-
-    def burst(
+    def burst_reporting(
         self, endpoint: str | None, settings: dict[str, Any] | None = None, **options: Any
     ) -> float:
         """Run a burst worker to its end; return how long it took."""
         started = time.monotonic()
-        proc = self.start("--burst", endpoint=endpoint, settings=settings, **options)
+        proc = self.start_reporting("--burst", endpoint=endpoint, settings=settings, **options)
         assert proc.wait(timeout=60) == 0, self.log(len(self.procs) - 1)
         return time.monotonic() - started
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -121,10 +81,6 @@ def app(workers: Workers) -> Any:
     return rollbar_app
 
 
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def test_one_item_per_permanent_failure_none_for_retries(
     workers: Workers, app: Any, fake_rollbar: FakeRollbar
 ) -> None:
@@ -134,7 +90,7 @@ def test_one_item_per_permanent_failure_none_for_retries(
     argument is included."""
     ids = {app.charge.delay(f"customer{i}", card="4111-0000-0000-1111").id for i in range(3)}
     ids.add(app.flaky.delay("flaky").id)
-    workers.burst(fake_rollbar.endpoint)
+    workers.burst_reporting(fake_rollbar.endpoint)
     assert lines(workers.trace_dir / "flaky") == ["run"] * 3
     items = fake_rollbar.data
     assert len(items) == 4
@@ -159,7 +115,7 @@ def test_retries_reported_when_asked(workers: Workers, app: Any, fake_rollbar: F
     """report_retries and include_args: warnings for the retried runs, an
     error for the last, each with the arguments."""
     app.flaky.delay("flaky")
-    workers.burst(fake_rollbar.endpoint, {"report_retries": True, "include_args": True})
+    workers.burst_reporting(fake_rollbar.endpoint, {"report_retries": True, "include_args": True})
     items = fake_rollbar.data
     assert [(i["level"], i["custom"]["executions"]) for i in items] == [
         ("warning", 1),
@@ -176,7 +132,7 @@ def test_hard_timeout_and_killed_child_are_reported(
     alarm (killed by the parent) are each reported once as JobTimeoutException."""
     sleepy = app.sleep_past_timeout.delay(10)
     hung = app.hang_ignoring_alarm.delay()
-    elapsed = workers.burst(fake_rollbar.endpoint)
+    elapsed = workers.burst_reporting(fake_rollbar.endpoint)
     items = {item["custom"]["task_id"]: item for item in fake_rollbar.data}
     assert len(fake_rollbar.data) == 2
     assert set(items) == {sleepy.id, hung.id}
@@ -193,11 +149,11 @@ def test_lost_worker_is_reported_by_the_worker_that_finds_it(
     """A worker killed with SIGKILL mid-task: the next worker, finding the task's
     heartbeat expired, reports it once (JobTimeoutException, "worker lost")."""
     task = app.slow.delay("lost", 60)
-    first = workers.start(endpoint=fake_rollbar.endpoint)
+    first = workers.start_reporting(endpoint=fake_rollbar.endpoint)
     wait_for(lambda: "started" in lines(workers.trace_dir / "lost"), 15, "task started")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    second = workers.start(endpoint=fake_rollbar.endpoint)
+    second = workers.start_reporting(endpoint=fake_rollbar.endpoint)
     (item,) = fake_rollbar.wait_for(1, timeout=20)
     assert item["custom"]["task_id"] == task.id
     assert item["custom"]["exception_name"] == TIMEOUT
@@ -215,7 +171,7 @@ def test_subqueues_of_one_root_share_a_fingerprint(
     app.tq.delay(app.charge, args=["a"], queue="email.CUSTOMER1")
     app.tq.delay(app.charge, args=["b"], queue="email.CUSTOMER2")
     app.tq.delay(app.charge, args=["c"], queue="sms")
-    workers.burst(fake_rollbar.endpoint)
+    workers.burst_reporting(fake_rollbar.endpoint)
     by_queue = {item["custom"]["queue"]: item for item in fake_rollbar.data}
     one, two, other = (by_queue[q] for q in ("email.CUSTOMER1", "email.CUSTOMER2", "sms"))
     expected = fingerprint("email", "rollbar_app:charge", "rollbar_app:PaymentDeclined")
@@ -230,7 +186,7 @@ def test_worker_keeps_processing_while_rollbar_is_down(workers: Workers, app: An
     for i in range(4):
         app.charge.delay(f"c{i}")
         app.record.delay("ok", value=str(i))
-    elapsed = workers.burst(unused_endpoint())
+    elapsed = workers.burst_reporting(unused_endpoint())
     assert sorted(lines(workers.trace_dir / "ok")) == ["0", "1", "2", "3"]
     assert app.tq.get_queue_stats() == {"default": {"error": 4}}
     assert elapsed < 15
@@ -247,7 +203,7 @@ def test_worker_is_not_held_up_by_a_slow_rollbar(workers: Workers, app: Any) -> 
             app.charge.delay(f"c{i}")
             app.record.delay("ok", value=str(i))
         app.stamp.delay("span")
-        elapsed = workers.burst(server.endpoint, {"timeout": 2.0, "flush_timeout": 0.5})
+        elapsed = workers.burst_reporting(server.endpoint, {"timeout": 2.0, "flush_timeout": 0.5})
         assert sorted(lines(workers.trace_dir / "ok")) == ["0", "1", "2"]
         first, last = (float(x) for x in lines(workers.trace_dir / "span"))
         assert last - first < 3.0  # waiting for Rollbar would take 3 x 2 s
@@ -265,7 +221,7 @@ def test_inert_without_token_says_so_once(
     processes its tasks."""
     app.charge.delay("a")
     app.charge.delay("b")
-    workers.burst(fake_rollbar.endpoint, token=None)
+    workers.burst_reporting(fake_rollbar.endpoint, token=None)
     output = workers.log()
     assert output.count('"rollbar reporting off"') == 1
     assert "ROLLBAR_ACCESS_TOKEN" in output

@@ -1,0 +1,105 @@
+"""Run `taskq worker` as real processes in tests, and clean up after them.
+
+Shared by the process-level tests of every distribution: each worker gets its
+own log file in a trace directory, runs in its own session (so a test can
+signal the whole process group, as supervisors do) and is killed at cleanup if
+a test left it running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WorkerPool", "lines", "wait_for"]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+def lines(path: Path) -> list[str]:
+    """The lines of a trace file (none if it does not exist yet)."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
+class WorkerPool:
+    """Starts `taskq worker` processes for one broker URL."""
+
+    def __init__(
+        self,
+        url: str,
+        trace_dir: Path,
+        *,
+        app: str | None = None,
+        pythonpath: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.trace_dir = trace_dir
+        self.app = app
+        self.pythonpath = [str(p) for p in pythonpath]
+        self.env = dict(env or {})
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, *args: str, app: str | None = "", env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``taskq worker ARGS`` (JSON logs) with the pool's app, or
+        ``app`` (``None``: no ``--app``), and extra environment ``env``."""
+        index = len(self.procs)
+        app = self.app if app == "" else app
+        path = os.pathsep.join([*self.pythonpath, os.environ.get("PYTHONPATH", "")])
+        full_env = {
+            **os.environ,
+            "TASKQ_URL": self.url,
+            "TASKQ_TEST_DIR": str(self.trace_dir),
+            "PYTHONPATH": path,
+            **self.env,
+            **(env or {}),
+        }
+        cmd = [sys.executable, "-m", "taskq_core.cli", "worker", "--log-format", "json"]
+        cmd += [*(["--app", app] if app else []), *args]
+        with open(self.trace_dir / f"worker{index}.log", "wb") as log:
+            proc = subprocess.Popen(
+                cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, index: int = 0) -> str:
+        """Everything worker ``index`` logged so far."""
+        return (self.trace_dir / f"worker{index}.log").read_text(errors="replace")
+
+    def wait_ready(self, index: int = 0) -> None:
+        wait_for(lambda: '"ready"' in self.log(index), what=f"worker {index} ready")
+
+    def burst(self, *args: str, timeout: float = 60, **options: Any) -> float:
+        """Run a ``--burst`` worker to its end (exit 0); return how long it took."""
+        started = time.monotonic()
+        proc = self.start("--burst", *args, **options)
+        assert proc.wait(timeout=timeout) == 0, self.log(len(self.procs) - 1)
+        return time.monotonic() - started
+
+    def cleanup(self) -> None:
+        """Kill whatever a test left running (the whole process group)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
