@@ -216,3 +216,13 @@ def isolated_pythons(
 def isolated_python(isolated_pythons: Callable[..., IsolatedPython]) -> IsolatedPython:
     """Python in a fresh environment where only taskq-core is installed."""
     return isolated_pythons("taskq-core")
+
+
+@pytest.fixture
+def clean_calls() -> Iterator[None]:
+    """Empty the call log of ``tasks_fixture`` before and after the test."""
+    import tasks_fixture
+
+    tasks_fixture.calls.clear()
+    yield
+    tasks_fixture.calls.clear()

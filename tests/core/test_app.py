@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,12 +16,7 @@ from taskq_core import State, Task, TaskQ
 from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.exceptions import UnknownBrokerError
 
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 @pytest.fixture

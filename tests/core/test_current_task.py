@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import tasks_fixture as tf
 
@@ -16,11 +14,7 @@ IN_BATCH = "Must use current_tasks in a batch task."
 NOT_BATCH = "Must use current_task in a non-batch task."
 
 
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 @pytest.fixture

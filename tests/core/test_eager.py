@@ -4,7 +4,6 @@ scripts), tasks for later are stored as usual."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import tasks_fixture as tf
@@ -12,12 +11,7 @@ import tasks_fixture as tf
 from taskq_core import QueueFullException, SerializationError, State, Task, TaskQ
 from taskq_core.brokers.memory import MemoryBroker
 
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 @pytest.fixture

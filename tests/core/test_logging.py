@@ -16,12 +16,7 @@ from taskq_core import TaskQ
 from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.logging import setup_structlog, taskq_processor
 
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 @pytest.fixture

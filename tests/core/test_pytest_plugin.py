@@ -4,7 +4,6 @@ suite sees it, and :func:`taskq_core.testing.run_tasks`."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import tasks_fixture as tf
@@ -28,11 +27,7 @@ USER_TASKS = """
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 def test_user_suite_with_the_fixtures_passes(pytester: pytest.Pytester) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,11 +25,7 @@ from taskq_core.serialization import (
 EMPTY = {"queued": 0, "scheduled": 0, "active": 0}
 
 
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    tf.calls.clear()
-    yield
-    tf.calls.clear()
+pytestmark = pytest.mark.usefixtures("clean_calls")
 
 
 @pytest.fixture
