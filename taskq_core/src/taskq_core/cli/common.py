@@ -61,15 +61,28 @@ def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
     """Build (or import) the ``TaskQ`` the command works on; pops the app options.
 
     A ``TaskQ`` that a parent command put in the click context (``ctx.obj``,
-    as ``flask taskq`` does with its app's) is used as is.
+    as ``flask taskq`` does with its app's) is used as is. An unknown broker
+    name or URL scheme is a usage error (exit status 1), not a traceback.
     """
     from taskq_core.app import TaskQ
-    from taskq_core.plugins import get_broker_entry
+    from taskq_core.exceptions import UnknownBrokerError
 
     ctx = click.get_current_context(silent=True)
     given = ctx.find_object(TaskQ) if ctx is not None else None
     if given is not None:
         return given
+    try:
+        app = _build_app(options, setup_structlog)
+        _ = app.broker  # resolves the broker plugin; connects only on first use
+    except UnknownBrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return app
+
+
+def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
+    from taskq_core.app import TaskQ
+    from taskq_core.plugins import get_broker_entry
+
     sys.path.insert(0, "")
     for module in parse_list(options.pop("modules", None)):
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -91,10 +93,8 @@ def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **option
             )
         )
         return
-    click.echo(
-        f"{total} task(s) in {queue} {state}; showing {skip + 1 if found else 0}-"
-        f"{skip + len(found)}"
-    )
+    shown = f"showing {skip + 1}-{skip + len(found)}" if found else "none shown"
+    click.echo(f"{total} task(s) in {queue} {state}; {shown}")
     for task in found:
         info = _task_dict(task)
         args = ", ".join(
@@ -189,18 +189,30 @@ def parse_duration(value: str) -> dt.timedelta:
     return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+def _duration_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.timedelta | None:
+    return None if value is None else parse_duration(value)
+
+
+def _progress_shown() -> bool:
+    """Progress bars go to stderr, and only when it is a terminal."""
+    return sys.stderr.isatty()
+
+
 @click.command(name="purge-errors", context_settings=_CTX)
 @app_options
 @click.option(
     "--older-than",
     metavar="DURATION",
+    callback=_duration_option,
     help="only tasks that failed at least this long ago (90s, 15m, 6h, 7d, 2w)",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="delete at most this many")
 @click.option("-q", "--queues", metavar="QUEUES", help="only these queues (and subqueues)")
 @click.option("-e", "--exclude-queues", metavar="QUEUES", help="not these queues")
 def purge_errors(
-    older_than: str | None,
+    older_than: dt.timedelta | None,
     limit: int | None,
     queues: str | None,
     exclude_queues: str | None,
@@ -211,8 +223,8 @@ def purge_errors(
 
     app = make_app(options)
     before_ts = None
-    if older_than:
-        before_ts = app.broker.time() - parse_duration(older_than).total_seconds()
+    if older_than is not None:
+        before_ts = app.broker.time() - older_than.total_seconds()
     only, exclude = parse_list(queues), parse_list(exclude_queues)
     names = sorted(
         q
@@ -222,11 +234,13 @@ def purge_errors(
         )
     )
     deleted = 0
-    show = sys.stderr.isatty()
-    with click.progressbar(
-        names, label="purging", file=sys.stderr if show else None, show_pos=True
-    ) as bar:
-        for name in bar:
+    with contextlib.ExitStack() as stack:
+        steps: Iterable[str] = names
+        if _progress_shown():
+            steps = stack.enter_context(
+                click.progressbar(names, label="purging", file=sys.stderr, show_pos=True)
+            )
+        for name in steps:
             remaining = None if limit is None else limit - deleted
             if remaining == 0:
                 break
