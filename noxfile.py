@@ -9,7 +9,13 @@ measures speed against TaskTiger.
 
 from __future__ import annotations
 
+import os
+
 import nox
+
+# uv does not write .pyc files by default; with PYTHONDONTWRITEBYTECODE set,
+# every process (each worker a test starts) would compile its imports again
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True

@@ -122,6 +122,13 @@ def _active(tq: TaskQ) -> RollbarSettings | None:
             reason='PLUGIN_CONFIG["rollbar"]["enabled"] is False',
         )
         return None
+    loaded = sys.modules.get("rollbar")
+    app_initialized = loaded is not None and getattr(loaded, "_initialized", False)
+    if not settings.access_token and not app_initialized and not _state.initialized_by_us:
+        # inert: decided without importing rollbar (and its HTTP stack), so a
+        # worker without a token starts, and forks, as light as one without the plugin
+        _say_once(tq, "info", "rollbar reporting off", reason=NO_TOKEN)
+        return None
     import rollbar
 
     with _state.lock:
