@@ -36,6 +36,9 @@ tq = TaskQ(config=FAST)
 #: an app whose configuration limits it to the ``appq`` queue (``--app cli_app:only_appq``)
 only_appq = TaskQ(config={**FAST, "ONLY_QUEUES": ["appq"]})
 
+#: an app that lets one worker at a time take tasks of ``solo`` and its subqueues
+single = TaskQ(config={**FAST, "SINGLE_WORKER_QUEUES": ["solo"]})
+
 
 def make_only_appq() -> TaskQ:
     """A factory (``--app cli_app:make_only_appq``): a fresh ``only_appq`` app."""
@@ -61,14 +64,14 @@ def fail(message: str = "boom") -> None:
 
 @tq.task
 def record(name: str, value: str = "ran") -> None:
-    """Append ``value`` (and the queue it ran from) to the trace file ``name``."""
-    current = tq.current_task
-    _trace(name, f"{value} {current.queue}")
+    """Append ``value``, the queue it ran from and the pid to the trace file ``name``."""
+    _trace(name, f"{value} {tq.current_task.queue} {os.getpid()}")
 
 
 @tq.task
 def span(name: str, seconds: float) -> None:
-    """Record ``start``/``end`` with the time and pid around a sleep."""
-    _trace(name, f"start {time.time():.6f} {os.getpid()}")
+    """Record ``start``/``end`` with the time, the pid and the parent's pid
+    around a sleep."""
+    _trace(name, f"start {time.time():.6f} {os.getpid()} {os.getppid()}")
     time.sleep(seconds)
-    _trace(name, f"end {time.time():.6f} {os.getpid()}")
+    _trace(name, f"end {time.time():.6f} {os.getpid()} {os.getppid()}")
