@@ -258,14 +258,14 @@ def test_purge_errors_older_than(tq: TaskQ, cli: Any) -> None:
     """--older-than keeps errors younger than the duration; a malformed duration
     is a usage error that names the option and the accepted forms."""
     fail_in(tq, "old", "old")
-    time.sleep(0.6)
+    time.sleep(1.2)
     fail_in(tq, "new")
 
     result = cli("purge-errors", "--older-than", "1h")
     assert result.stdout == "deleted 0 task(s)\n"
     assert tq.get_queue_stats() == {"new": {"error": 1}, "old": {"error": 2}}
 
-    result = cli("purge-errors", "--older-than", "0.5s")
+    result = cli("purge-errors", "--older-than", "1s")
     assert result.stdout == "deleted 2 task(s)\n"
     assert tq.get_queue_stats() == {"new": {"error": 1}}
 

@@ -83,7 +83,8 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
     from taskq_core.app import TaskQ
     from taskq_core.plugins import get_broker_entry
 
-    sys.path.insert(0, "")
+    if "" not in sys.path:  # modules of the current directory, as `python -m` does
+        sys.path.insert(0, "")
     for module in parse_list(options.pop("modules", None)):
         try:
             importlib.import_module(module)
