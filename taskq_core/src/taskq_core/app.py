@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -267,16 +268,35 @@ class TaskQ:
         task.delay(when=when)
         return task
 
-    def delay_many(self, tasks: Sequence[Task]) -> list[Task]:
-        """Enqueue many prepared tasks in one broker round trip where the broker
-        supports it. Tasks refused by ``max_queue_size`` are left out of the result."""
-        from taskq_core.broker import EnqueueRequest
+    def delay_many(
+        self,
+        tasks: Sequence[Task],
+        when: dt.datetime | dt.timedelta | None = None,
+    ) -> list[Task]:
+        """Enqueue many prepared tasks (``Task(tq, func, args=...)``) in one broker
+        round trip where the broker supports it (Redis pipelines them).
 
+        Each task is enqueued atomically on its own, with the same rules as
+        :meth:`Task.delay`; ``when`` applies to all of them. Tasks that
+        ``max_queue_size`` refused are left out of the returned list; nothing
+        raises for them. With ``ALWAYS_EAGER`` (and no future ``when``) the tasks
+        run inline, one after the other.
+        """
+        from taskq_core.broker import EnqueueRequest
+        from taskq_core.plugins import call_hook_safely
+        from taskq_core.task import to_when
+
+        due = to_when(when)
+        if self.config["ALWAYS_EAGER"] and (due is None or due <= time.time()):
+            for task in tasks:
+                task.execute()
+            return list(tasks)
         requests = [
             EnqueueRequest(
                 id=t.id,
                 queue=t.queue,
                 payload=t.payload(),
+                when=due,
                 priority=t.priority,
                 unique=t.unique,
                 max_queue_size=t.max_queue_size,
@@ -290,6 +310,8 @@ class TaskQ:
                 continue
             task._state = result.state
             accepted.append(task)
+            if result.created:
+                call_hook_safely("taskq_task_enqueued", tq=self, task=task)
         return accepted
 
     # -- the running task ---------------------------------------------------------
