@@ -323,6 +323,23 @@ def test_broker_redis_with_host_port_and_db(cli: Cli, tq: TaskQ, redis_url: str)
     assert len(lines(cli.trace_dir / "db")) == 1
 
 
+def test_command_line_host_beats_taskq_url_from_environment(
+    cli: Cli, tq: TaskQ, redis_url: str
+) -> None:
+    """With TASKQ_URL pointing at a server that does not exist, `--broker redis -h
+    -p` on the command line decides where the worker connects."""
+    parts = urlsplit(redis_url)
+    assert parts.hostname
+    assert parts.port
+    tq.delay(cli_app.record, args=["cmdline"])
+    env = cli.env(with_url=False, TASKQ_URL="redis://127.0.0.1:1/0")
+    base = ("--burst", "--broker", "redis", "-h", parts.hostname, "-p", str(parts.port))
+    result = cli.run(*base, env=env)
+    assert result.returncode == 0, result.stderr
+    assert tq.get_queue_stats() == {}
+    assert len(lines(cli.trace_dir / "cmdline")) == 1
+
+
 def test_password_from_option_and_from_environment(cli: Cli) -> None:
     """Against a server with a password: `-a PASSWORD` and TASKQ_REDIS_PASSWORD
     both work; a wrong password is logged as an authentication failure (the

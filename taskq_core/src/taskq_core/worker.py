@@ -134,6 +134,7 @@ class Worker:
         )
         self.executor = self._make_executor(executor)
         self.stop_requested = False
+        self._deadline: float | None = None
         self.force_stop = False
         self.wakeup_fd: int | None = None
         self._wakeup_write: int | None = None
@@ -231,6 +232,7 @@ class Worker:
         queued task; ``exit_after``: minutes."""
         restore = self._install_signals()
         deadline = time.time() + exit_after * 60 if exit_after else None
+        self._deadline = deadline
         try:
             self.log.info(
                 "ready",
@@ -343,6 +345,8 @@ class Worker:
                 self._queue_set.discard(queue)
         if not did_work and not self.stop_requested and not burst:
             timeout = float(self.tq.config["SELECT_TIMEOUT"])
+            if self._deadline is not None:  # --exit-after: do not idle past it
+                timeout = max(0.0, min(timeout, self._deadline - time.time()))
             for name in self.tq.broker.wait_for_activity(timeout):
                 if self.processes(name) and name not in self._queue_set:
                     self.log.debug("new queue", queue=name)

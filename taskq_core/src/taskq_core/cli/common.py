@@ -105,6 +105,9 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
         if not isinstance(app, TaskQ):
             raise click.ClickException(f"--app {app_path!r} is not a TaskQ object or factory")
         return app
+    if url and _from_environment("url") and _any_from_command_line(["broker", *broker_opts]):
+        # `--broker redis -h host` on the command line beats TASKQ_URL in the environment
+        url = None
     if broker_name and url:
         spec: str | None = url
     else:
@@ -116,3 +119,16 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
         allowed = {p.name for p in entry.cli_options if p.name}
         broker_opts = {k: v for k, v in broker_opts.items() if k in allowed}
     return TaskQ(broker=spec, setup_structlog=setup_structlog, **broker_opts)
+
+
+def _source(name: str) -> click.core.ParameterSource | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.get_parameter_source(name) if ctx is not None else None
+
+
+def _from_environment(name: str) -> bool:
+    return _source(name) is click.core.ParameterSource.ENVIRONMENT
+
+
+def _any_from_command_line(names: list[str]) -> bool:
+    return any(_source(name) is click.core.ParameterSource.COMMANDLINE for name in names)
