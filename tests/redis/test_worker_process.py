@@ -301,3 +301,27 @@ def test_worker_warns_at_start_when_redis_may_evict_keys(workers: Workers, tmp_p
                 assert policy in log
         finally:
             server.stop()
+
+
+def test_task_whose_notification_was_missed_is_still_picked_up(
+    workers: Workers, app: Any, redis_url: str
+) -> None:
+    """Decision 8: a task queued without the worker hearing about it (its
+    notification went to a channel nobody listens to, as when the worker's
+    pub/sub connection is down) is found by the periodic resync of queue names."""
+    from taskq_core import TaskQ
+    from taskq_redis import RedisBroker
+
+    proc = workers.start()
+    workers.wait_ready()
+    silent = RedisBroker(url=redis_url)
+    silent.layout.channel = "taskq:nobody-listens"  # the announcement is lost
+    try:
+        quiet = TaskQ(broker=silent)
+        quiet.delay(app.record, args=["missed"], queue="quiet")
+        # picked up within QUEUE_RESYNC_INTERVAL (0.5 s in worker_app) + SELECT_TIMEOUT
+        wait_for(lambda: lines(workers.trace_dir / "missed") == ["ran"], timeout=10)
+    finally:
+        silent.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
