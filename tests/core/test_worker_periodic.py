@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from taskq_core import TaskQ, periodic
 from taskq_core.app import PERIODIC_TASKS
@@ -25,7 +27,7 @@ def every_minute() -> None:
 
 
 def test_unimportable_periodic_task_is_logged_and_others_still_scheduled(
-    saved_periodic: None, capsys: pytest.CaptureFixture[str]
+    saved_periodic: None,
 ) -> None:
     """A periodic entry whose module is gone is logged as an error; the worker still
     schedules the other periodic tasks and runs normally."""
@@ -50,9 +52,11 @@ def test_unimportable_periodic_task_is_logged_and_others_still_scheduled(
     PERIODIC_TASKS["a_module_that_was_removed:ghost"] = ghost
 
     tq = TaskQ(broker=MemoryBroker())
-    tq.run_worker(burst=True)
+    with structlog.testing.capture_logs() as logs:
+        tq.run_worker(burst=True)
     assert tq.get_queue_sizes("default")["scheduled"] == 1
-    assert "could not queue periodic task" in capsys.readouterr().out
+    errors = [e for e in logs if e["event"] == "could not queue periodic task"]
+    assert [e["func"] for e in errors] == ["a_module_that_was_removed:ghost"]
 
 
 def test_periodic_declared_on_another_app_is_scheduled_by_a_worker(saved_periodic: Any) -> None:

@@ -148,7 +148,9 @@ class Worker:
 
     # -- setup -------------------------------------------------------------------
     def _make_executor(self, executor: str | type[Executor]) -> Executor:
-        from taskq_core.executors import EXECUTORS
+        """An executor by registered name (``fork``, ``sync`` or a plugin's), or a class."""
+        from taskq_core.exceptions import ConfigError
+        from taskq_core.plugins import get_executor_factory
 
         broker = self.tq.broker
         if isinstance(executor, str):
@@ -161,12 +163,12 @@ class Worker:
                         "this process, so a forked child could not report back; use "
                         "executor='sync' (or a broker such as redis:// to fork)"
                     )
-            factory = EXECUTORS.get(str(executor))
-            if factory is None:
-                raise ValueError(
-                    f"unknown executor {executor!r}; choose one of {', '.join(sorted(EXECUTORS))}"
-                )
-            return factory(self)  # type: ignore[no-any-return]
+            try:
+                factory = get_executor_factory(str(executor))
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+            made: Executor = factory(self)
+            return made
         return executor(self)
 
     def processes(self, queue: str) -> bool:
