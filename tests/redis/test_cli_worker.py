@@ -383,7 +383,7 @@ def test_unknown_broker_is_a_clear_error(cli: Cli, redis_url: str) -> None:
     assert "redis (redis://" in result.stderr
     assert "Traceback" not in result.stderr
 
-    env = cli.env(with_url=False, TASKQ_PLUGINS="rollbar")
+    env = cli.env(with_url=False, TASKQ_PLUGINS="core")
     result = cli.run("--burst", "--url", redis_url, env=env)
     assert result.returncode == 1
     assert "provided by taskq-redis" in result.stderr
