@@ -29,6 +29,7 @@ __all__ = [
     "EnqueueResult",
     "Execution",
     "FinishOutcome",
+    "FinishRequest",
     "StoredTask",
 ]
 
@@ -88,6 +89,18 @@ class EnqueueResult:
     ts: float
     #: ``True`` when ``max_queue_size`` refused it (only from ``enqueue_many``).
     refused: bool = False
+
+
+@dataclass(frozen=True)
+class FinishRequest:
+    """One run to end with :meth:`Broker.finish_many` (the arguments of
+    :meth:`Broker.finish` for one task)."""
+
+    task_id: str
+    outcome: FinishOutcome
+    when: float | None = None
+    execution: Execution | None = None
+    max_stored_executions: int | None = None
 
 
 @dataclass
@@ -211,6 +224,24 @@ class Broker(abc.ABC):
         Returns ``False`` (and changes nothing) when the task is not active or
         is owned by another worker.
         """
+
+    def finish_many(
+        self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
+    ) -> list[bool]:
+        """End several runs of ``queue`` (a group run together). Each is one
+        atomic :meth:`finish`; a broker may send them in one round trip."""
+        return [
+            self.finish(
+                queue,
+                r.task_id,
+                worker_id,
+                r.outcome,
+                when=r.when,
+                execution=r.execution,
+                max_stored_executions=r.max_stored_executions,
+            )
+            for r in requests
+        ]
 
     @abc.abstractmethod
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:

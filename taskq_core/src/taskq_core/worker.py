@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq_core._internal import dotted_parts, from_timestamp, import_attribute, queue_matches
-from taskq_core.broker import Execution, StoredTask
+from taskq_core.broker import Execution, FinishRequest, StoredTask
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
@@ -549,22 +549,8 @@ class Worker:
         finally:
             self._release_locks(held)
         by_id = {r.task_id: r for r in results}
-        timed_out = False
-        for task in runnable:
-            result = by_id.get(task.id) or RunResult(
-                task.id,
-                False,
-                0.0,
-                make_execution(
-                    time.time(),
-                    None,
-                    store_tracebacks=False,
-                    name=exception_name(JobTimeoutException),
-                    message="no result reported",
-                ),
-            )
-            timed_out = timed_out or result.timed_out
-            self._finish(queue, task, result, counts.get(task.id, 0))
+        timed_out = any(r.timed_out for r in results)
+        self._finish_group(queue, runnable, by_id, counts)
         if timed_out and self.executor.exit_worker_on_job_timeout:
             self.log.error("exiting worker due to job timeout error")
             raise SystemExit("exiting worker due to job timeout error")
@@ -581,37 +567,73 @@ class Worker:
         except Exception:
             self.log.exception("could not queue next period", task_id=task.id)
 
-    def _finish(self, queue: str, task: Task, result: RunResult, count: int) -> None:
+    def _finish_group(
+        self,
+        queue: str,
+        tasks: list[Task],
+        results: dict[str, RunResult],
+        counts: dict[str, int],
+    ) -> None:
+        """Store the outcome of every task of a group in one broker call, then
+        log each and fire its hooks."""
+        requests: list[FinishRequest] = []
+        reports: list[tuple[Task, RunResult, Decision | None]] = []
+        for task in tasks:
+            result = results.get(task.id) or RunResult(
+                task.id,
+                False,
+                0.0,
+                make_execution(
+                    time.time(),
+                    None,
+                    store_tracebacks=False,
+                    name=exception_name(JobTimeoutException),
+                    message="no result reported",
+                ),
+            )
+            if result.extra.get("requeue"):
+                requests.append(FinishRequest(task.id, "requeue"))
+                reports.append((task, result, None))
+                continue
+            if result.success:
+                requests.append(FinishRequest(task.id, "done"))
+                reports.append((task, result, None))
+                continue
+            record = result.execution or make_execution(
+                time.time(), None, store_tracebacks=False, message="unknown failure"
+            )
+            result.execution = record
+            decision = decide_retry(self.tq, task, record, counts.get(task.id, 0) + 1, time.time())
+            requests.append(
+                FinishRequest(
+                    task.id,
+                    _finish_outcome(decision),
+                    when=decision.when,
+                    execution=record,
+                    max_stored_executions=task.max_stored_executions,
+                )
+            )
+            reports.append((task, result, decision))
         broker = self.tq.broker
+        self._store(lambda: broker.finish_many(queue, self.id, requests))
+        for reported in reports:
+            self._log_outcome(queue, *reported)
+
+    def _log_outcome(
+        self, queue: str, task: Task, result: RunResult, decision: Decision | None
+    ) -> None:
         log = self.log.bind(queue=queue, task_id=task.id, func=task.serialized_func)
         if result.extra.get("requeue"):
-            self._store(lambda: broker.finish(queue, task.id, self.id, "requeue"))
             log.info("task returned to queue (worker stopping)")
             return
-        if result.success:
-            self._store(lambda: broker.finish(queue, task.id, self.id, "done"))
-            self.processed += 1
+        self.processed += 1
+        if decision is None:
             log.info("done", processing_duration=round(result.duration, 6))
             call_hook_safely(
                 "taskq_task_succeeded", tq=self.tq, task=task, duration=result.duration
             )
             return
-        record = result.execution or make_execution(
-            time.time(), None, store_tracebacks=False, message="unknown failure"
-        )
-        decision = decide_retry(self.tq, task, record, count + 1, time.time())
-        self._store(
-            lambda: broker.finish(
-                queue,
-                task.id,
-                self.id,
-                _finish_outcome(decision),
-                when=decision.when,
-                execution=record,
-                max_stored_executions=task.max_stored_executions,
-            )
-        )
-        self.processed += 1
+        record = result.execution or {}
         level = "error" if decision.outcome == "error" and decision.log_error else "warning"
         getattr(log, level)(
             "task error",

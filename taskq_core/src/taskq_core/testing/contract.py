@@ -35,7 +35,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from taskq_core.broker import Broker, EnqueueRequest, Execution, FinishOutcome, StoredTask
+from taskq_core.broker import (
+    Broker,
+    EnqueueRequest,
+    Execution,
+    FinishOutcome,
+    FinishRequest,
+    StoredTask,
+)
 from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import STATES, State, Transition
 
@@ -685,6 +692,32 @@ class BrokerContractTests:
         assert task.executions == [_execution(1)]
         assert task.payload == _payload("a")
         assert _states_of(broker, Q, "a") == {State.SCHEDULED}
+
+    def test_finish_many_ends_each_run_like_finish(self, broker: Broker) -> None:
+        """finish_many ends a group's runs, each as its own finish: done,
+        retry and error outcomes land where finish would put them, and a task
+        this worker does not own is refused alone."""
+        for task_id in ("a", "b", "c"):
+            broker.enqueue(_req(task_id))
+        assert sorted(_ids(broker.pop(Q, 3, "w1", FAR))) == ["a", "b", "c"]
+        broker.enqueue(_req("d"))
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["d"]
+        when = broker.time() + FAR
+        results = broker.finish_many(
+            Q,
+            "w1",
+            [
+                FinishRequest("a", "done"),
+                FinishRequest("b", "retry", when=when, execution=_execution(1)),
+                FinishRequest("c", "error", execution=_execution(1), max_stored_executions=1),
+                FinishRequest("d", "done"),
+            ],
+        )
+        assert results == [True, True, True, False]
+        assert _states_of(broker, Q, "a") == set()
+        assert broker.get_task(Q, State.SCHEDULED, "b").ts == when
+        assert broker.get_task(Q, State.ERROR, "c", load_executions=5).executions == [_execution(1)]
+        assert _states_of(broker, Q, "d") == {State.ACTIVE}
 
     def test_finish_retry_in_the_past_is_due(self, broker: Broker) -> None:
         """A retry time already past leaves the task scheduled but due: move_due
