@@ -84,3 +84,24 @@ def test_worker_spends_at_most_three_round_trips_per_plain_task(
     long = _worker_requests(tq, sends, 60)
     per_task = (long - short) / 50
     assert per_task <= 3, (short, long)
+
+
+def test_batch_queue_amortizes_round_trips(
+    redis_url: str,
+    redis_client: Any,
+    sends: Counter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``BATCH_QUEUES`` a worker pops up to N tasks in one request and stores
+    their outcomes in one more: well under one request per task."""
+    monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
+    tq = TaskQ(redis_url, config={"STATS_INTERVAL": 0, "BATCH_QUEUES": {"rt": 10}})
+    tq.get_queue_sizes("warm-up")
+    try:
+        short = _worker_requests(tq, sends, 10)
+        long = _worker_requests(tq, sends, 110)
+    finally:
+        tq.broker.close()
+    per_task = (long - short) / 100
+    assert per_task <= 0.5, (short, long)

@@ -19,6 +19,7 @@ from taskq_core.broker import (
     EnqueueResult,
     Execution,
     FinishOutcome,
+    FinishRequest,
     StoredTask,
 )
 from taskq_core.exceptions import (
@@ -378,6 +379,19 @@ class RedisBroker(Broker):
             "finish", self.layout.queue(queue), task_id, worker_id, args[0], *args[1:]
         )
         return bool(self._one(call))
+
+    def finish_many(
+        self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
+    ) -> list[bool]:
+        """Every finish in one pipeline: one round trip, each script atomic."""
+        if not requests:
+            return []
+        keys = self.layout.queue(queue)
+        calls = []
+        for r in requests:
+            args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
+            calls.append(self._queue_call("finish", keys, r.task_id, worker_id, *args))
+        return [bool(result) for result in self._run(calls)]
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
         if limit <= 0:
