@@ -39,11 +39,11 @@ class Agent:
     def __init__(self, system: str, python: str, url: str) -> None:
         self.system, self.python, self.url = system, python, url
 
-    def __call__(self, action: str, arg: str) -> tuple[float, Any]:
+    def __call__(self, action: str, arg: str, batch: int = 1) -> tuple[float, Any]:
         env = {**os.environ, "PYTHONPATH": str(HERE)}
         started = time.perf_counter()
         out = subprocess.run(
-            [self.python, str(HERE / "agent.py"), self.system, action, self.url, arg],
+            [self.python, str(HERE / "agent.py"), self.system, action, self.url, arg, str(batch)],
             env=env,
             check=True,
             capture_output=True,
@@ -53,18 +53,21 @@ class Agent:
         return elapsed, json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def measure(agent: Agent, client: redis.Redis, n: int, executor: str) -> dict[str, Any]:
+def measure(
+    agent: Agent, client: redis.Redis, n: int, executor: str, batch: int = 1
+) -> dict[str, Any]:
     client.flushall()
     client.config_resetstat()
     _, enqueue_s = agent("enqueue", str(n))
     enqueue_cmds = command_count(client)
     client.config_resetstat()
-    work_s, _ = agent("work", executor)
+    work_s, _ = agent("work", executor, batch)
     work_cmds = command_count(client)
     left = client.dbsize()
     return {
         "system": agent.system,
         "executor": executor,
+        "batch": batch,
         "tasks": n,
         "enqueue_per_s": round(n / enqueue_s, 1),
         "enqueue_cmds_per_task": round(enqueue_cmds / n, 2),
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per sync run")
     parser.add_argument("--fork-tasks", type=int, default=500, help="tasks per fork run")
     parser.add_argument("--memory-tasks", type=int, default=10000)
+    parser.add_argument("--batch", type=int, default=50, help="BATCH_QUEUES size of the batch runs")
     args = parser.parse_args()
     rows = []
     with start_redis_server() as server:
@@ -106,36 +110,49 @@ def main() -> None:
             "tasktiger": Agent("tasktiger", args.tasktiger_python, server.url),
             "taskq": Agent("taskq", sys.executable, server.url),
         }
-        for executor, n in (("sync", args.tasks), ("fork", args.fork_tasks)):
+        scenarios = [
+            ("sync", 1, args.tasks),
+            ("fork", 1, args.fork_tasks),
+            ("sync", args.batch, args.tasks),
+            ("fork", args.batch, args.tasks),
+        ]
+        for executor, batch, n in scenarios:
             for agent in agents.values():
-                rows.append(measure(agent, client, n, executor))
+                rows.append(measure(agent, client, n, executor, batch))
         memory = {name: memory_per_task(a, client, args.memory_tasks) for name, a in agents.items()}
         bulk_row = bulk(agents["taskq"], client, args.tasks)
         server_version = client.info("server")["redis_version"]
     header = (
-        f"{'system':<10} {'executor':<8} {'tasks':>6} {'enqueue/s':>10} {'enq cmd/task':>13} "
-        f"{'worker tasks/s':>15} {'work cmd/task':>14}"
+        f"{'system':<10} {'executor':<8} {'batch':>5} {'tasks':>6} {'enqueue/s':>10} "
+        f"{'enq cmd/task':>13} {'worker tasks/s':>15} {'work cmd/task':>14}"
     )
     print(f"Redis {server_version}, Python {sys.version.split()[0]}")
     print(header)
     for row in rows:
         print(
-            f"{row['system']:<10} {row['executor']:<8} {row['tasks']:>6} "
+            f"{row['system']:<10} {row['executor']:<8} {row['batch']:>5} {row['tasks']:>6} "
             f"{row['enqueue_per_s']:>10} {row['enqueue_cmds_per_task']:>13} "
             f"{row['work_per_s']:>15} {row['work_cmds_per_task']:>14}"
         )
     ratios = {}
-    for executor in ("sync", "fork"):
-        mine = next(r for r in rows if r["system"] == "taskq" and r["executor"] == executor)
-        theirs = next(r for r in rows if r["system"] == "tasktiger" and r["executor"] == executor)
-        ratios[executor] = {
+    for executor, batch, _ in scenarios:
+        mine, theirs = (
+            next(
+                r
+                for r in rows
+                if r["system"] == system and r["executor"] == executor and r["batch"] == batch
+            )
+            for system in ("taskq", "tasktiger")
+        )
+        name = f"{executor}, batch {batch}"
+        ratios[name] = {
             "enqueue_speedup": round(mine["enqueue_per_s"] / theirs["enqueue_per_s"], 2),
             "work_speedup": round(mine["work_per_s"] / theirs["work_per_s"], 2),
             "work_cmds_ratio": round(mine["work_cmds_per_task"] / theirs["work_cmds_per_task"], 2),
         }
-        r = ratios[executor]
+        r = ratios[name]
         print(
-            f"taskq / TaskTiger ({executor}): enqueue x{r['enqueue_speedup']}, "
+            f"taskq / TaskTiger ({name}): enqueue x{r['enqueue_speedup']}, "
             f"worker x{r['work_speedup']}, Redis commands per task x{r['work_cmds_ratio']}"
         )
     print(
