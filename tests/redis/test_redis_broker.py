@@ -445,3 +445,40 @@ def test_states_may_be_given_as_strings(redis_broker: RedisBroker) -> None:
     assert b.list_tasks(Q, "queued")[0] == 1  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nope"):
         b.queues("nope")  # type: ignore[arg-type]
+
+
+def test_requeue_now_with_a_due_scheduled_twin_keeps_it_scheduled(
+    redis_broker: RedisBroker,
+) -> None:
+    """A run requeued while its pending twin is scheduled at an earlier (due)
+    time is absorbed by the twin, which stays scheduled at its time."""
+    b = redis_broker
+    b.enqueue(req("u", unique=True))
+    b.pop(Q, 1, "w1", FAR)
+    past = b.time() - 50
+    b.enqueue(req("u", unique=True, when=b.time() + FAR))
+    b.update_scheduled_time(Q, "u", past)
+    assert b.finish(Q, "u", "w1", "requeue")
+    assert b.queue_sizes(Q) == {
+        State.SCHEDULED: 1,
+        State.QUEUED: 0,
+        State.ACTIVE: 0,
+        State.ERROR: 0,
+    }
+    assert b.get_task(Q, State.SCHEDULED, "u").ts == past
+
+
+def test_retry_before_a_queued_twin_moves_it_earlier(redis_broker: RedisBroker) -> None:
+    """A retry due before the queued twin's time moves the twin earlier in
+    the queue (same priority): it then pops before tasks queued after it."""
+    b = redis_broker
+    b.enqueue(req("u", unique=True))
+    b.pop(Q, 1, "w1", FAR)
+    b.enqueue(req("other"))
+    b.enqueue(req("u", unique=True))
+    assert ids(b.list_tasks(Q, State.QUEUED)[1]) == ["other", "u"]
+    early = b.time() - 100
+    assert b.finish(Q, "u", "w1", "retry", when=early)
+    assert b.get_task(Q, State.QUEUED, "u").ts == early
+    assert ids(b.list_tasks(Q, State.QUEUED)[1]) == ["u", "other"]
+    assert ids(b.pop(Q, 5, "w1", FAR)) == ["u", "other"]

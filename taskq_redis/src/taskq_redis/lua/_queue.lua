@@ -221,30 +221,38 @@ end
 
 -- -- moves --------------------------------------------------------------------
 
--- Make the task pending at `when_s` ("" or due: queued now), merging with
--- an existing pending copy: the earlier due time wins.
-local function make_pending(id, m, when_s, now, now_s, may_queue)
-  local due = may_queue and (when_s == "" or tonumber(when_s) <= now)
-  if when_s == "" then
-    when_s = now_s
+-- Make an ended run pending again. requeue: queued now when `when_s` is
+-- "" or past, else scheduled at `when_s`; retry: scheduled at `when_s` (""
+-- = now), even if past. An existing pending copy absorbs it instead: that
+-- copy stays in its state and keeps the earlier of the two times.
+local function make_pending(id, m, when_s, now, now_s, requeue)
+  local target, due_s
+  if not requeue then
+    target, due_s = SCHEDULED, when_s
+    if when_s == "" then
+      due_s = now_s
+    end
+  elseif when_s == "" or tonumber(when_s) <= now then
+    target, due_s = QUEUED, now_s
+  else
+    target, due_s = SCHEDULED, when_s
   end
   local state, current = pending(id, m)
   if state == QUEUED then
-    return
-  end
-  if state == SCHEDULED then
-    if due then
-      remove(SCHEDULED, id)
-      queue_task(id, m, now_s)
-    elseif tonumber(when_s) < tonumber(current) then
-      add(SCHEDULED, id, when_s)
+    if tonumber(due_s) < tonumber(current) then
+      -- same seq, earlier time: a new member in the pop order
+      redis.call("ZREM", KEYS[QUEUED], queued_member(id, m))
+      m.queued_at = due_s
+      redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m))
     end
-    return
-  end
-  if due then
-    queue_task(id, m, now_s)
+  elseif state == SCHEDULED then
+    if tonumber(due_s) < tonumber(current) then
+      redis.call("ZADD", KEYS[SCHEDULED], due_s, id)
+    end
+  elseif target == QUEUED then
+    queue_task(id, m, due_s)
   else
-    add(SCHEDULED, id, when_s)
+    add(SCHEDULED, id, due_s)
   end
 end
 

@@ -21,10 +21,10 @@
 -- cap deleted; then
 --   done:    data, meta and records deleted, unless a pending copy or an
 --            error copy remains (records reset unless an error copy remains)
---   retry:   scheduled at `when` (an existing pending copy keeps the earlier
---            due time)
---   requeue: queued now (published) or scheduled at a future `when`, merged
---            likewise with an existing pending copy
+--   retry:   scheduled at `when` (even if past: due at once)
+--   requeue: queued now (published), or scheduled at a future `when`
+--   (retry and requeue: an existing pending copy absorbs the run instead,
+--   staying in its state with the earlier of its time and the new one)
 --   error:   error zset, score now.
 
 local id, worker, outcome = ARGV[3], ARGV[4], ARGV[5]
