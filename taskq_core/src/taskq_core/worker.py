@@ -16,17 +16,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq_core._internal import dotted_parts, from_timestamp, import_attribute, queue_matches
+from taskq_core._internal import dotted_parts, from_timestamp, queue_matches
 from taskq_core.broker import Execution, FinishRequest, StoredTask
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
-    StopRetry,
-    TaskImportError,
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
 from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor
+from taskq_core.outcome import Decision, decide_retry, finish_outcome
 from taskq_core.plugins import call_hook_safely
 from taskq_core.states import State
 from taskq_core.task import Task
@@ -39,66 +38,6 @@ __all__ = ["DEFAULT_EXECUTOR", "Decision", "Worker", "decide_retry"]
 
 
 _BACKOFF_MAX = 30.0
-
-
-class Decision:
-    """What to do with a failed run: ``retry`` at ``when``, ``error``, or
-    ``done`` (dropped: ``RetryException(log_error=False)`` ran out)."""
-
-    __slots__ = ("log_error", "outcome", "when")
-
-    def __init__(self, outcome: str, when: float | None = None, log_error: bool = True) -> None:
-        self.outcome = outcome
-        self.when = when
-        self.log_error = log_error
-
-    def __repr__(self) -> str:
-        return f"Decision({self.outcome!r}, when={self.when!r}, log_error={self.log_error!r})"
-
-
-def _call_retry_method(spec: Any, retry_number: int) -> float:
-    from taskq_core.retry import load_retry_method
-
-    method = load_retry_method(spec) if isinstance(spec, list | tuple) else spec
-    return float(method(retry_number))
-
-
-def decide_retry(
-    tq: TaskQ, task: Task, execution: Execution, retry_number: int, now: float
-) -> Decision:
-    """TaskTiger's retry decision for a failed run.
-
-    ``retry_number`` counts failed executions including this one.
-    """
-    log_error = True
-    method: Any = None
-    if execution.get("retry"):
-        method = (
-            execution.get("retry_method") or task.retry_method or tq.config["DEFAULT_RETRY_METHOD"]
-        )
-        log_error = bool(execution.get("log_error", True))
-    elif task.retry_method:
-        if task.retry_on:
-            try:
-                exc_class = import_attribute(str(execution.get("exception_name", "")))
-                should = isinstance(exc_class, type) and task.should_retry_on(exc_class)
-            except TaskImportError:
-                should = False
-            if should:
-                method = task.retry_method
-        else:
-            method = task.retry_method
-    if method is not None:
-        try:
-            delay = _call_retry_method(method, max(retry_number, 1))
-            return Decision("retry", now + delay, log_error)
-        except StopRetry:
-            pass
-        except Exception:
-            tq.log.exception("could not call retry method", task_id=task.id)
-    if not log_error:
-        return Decision("done", None, False)
-    return Decision("error", None, True)
 
 
 class Worker:
@@ -420,7 +359,7 @@ class Worker:
                 queue,
                 task_id,
                 older_than,
-                _finish_outcome(decision),
+                finish_outcome(decision),
                 when=decision.when,
                 execution=record,
                 max_stored_executions=task.max_stored_executions,
@@ -607,7 +546,7 @@ class Worker:
             requests.append(
                 FinishRequest(
                     task.id,
-                    _finish_outcome(decision),
+                    finish_outcome(decision),
                     when=decision.when,
                     execution=record,
                     max_stored_executions=task.max_stored_executions,
@@ -676,7 +615,3 @@ class Worker:
         )
         self._stats_last = now
         self._stats_busy = 0.0
-
-
-def _finish_outcome(decision: Decision) -> Any:
-    return {"retry": "retry", "error": "error", "done": "done"}[decision.outcome]
