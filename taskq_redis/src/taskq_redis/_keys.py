@@ -54,6 +54,9 @@ class QueueKeys:
         return self.keys[4]
 
 
+_QUEUE_CACHE_SIZE = 10_000
+
+
 class Layout:
     """Builds every key name from the prefix (nothing else builds keys)."""
 
@@ -67,6 +70,7 @@ class Layout:
         self.roots = f"{prefix}:roots"
         #: pub/sub channel: queue names that got queued tasks.
         self.channel = f"{prefix}:activity"
+        self._queues: dict[str, QueueKeys] = {}
 
     def tagged(self, root: str) -> str:
         """``<prefix>:{<tag>}``: the start of every key of ``root``."""
@@ -77,7 +81,16 @@ class Layout:
         return f"{self.tagged(root)}:queues:{State(state).value}"
 
     def queue(self, queue: str) -> QueueKeys:
-        """The key set passed as KEYS to every per-queue script."""
+        """The key set passed as KEYS to every per-queue script (built once per
+        queue name: it is on the path of every enqueue, pop and finish)."""
+        keys = self._queues.get(queue)
+        if keys is None:
+            if len(self._queues) >= _QUEUE_CACHE_SIZE:
+                self._queues.clear()
+            keys = self._queues[queue] = self._build_queue(queue)
+        return keys
+
+    def _build_queue(self, queue: str) -> QueueKeys:
         root = root_of(queue)
         base = self.tagged(root)
         keys = (
