@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -77,6 +78,15 @@ def measure(
     }
 
 
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-field median of repeated runs (rates are what varies)."""
+    row = dict(runs[0])
+    for key in ("enqueue_per_s", "work_per_s", "enqueue_cmds_per_task", "work_cmds_per_task"):
+        row[key] = statistics.median(r[key] for r in runs)
+    row["runs"] = len(runs)
+    return row
+
+
 def memory_per_task(agent: Agent, client: redis.Redis, n: int) -> float:
     client.flushall()
     before = int(client.info("memory")["used_memory"])
@@ -101,6 +111,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per sync run")
     parser.add_argument("--fork-tasks", type=int, default=500, help="tasks per fork run")
     parser.add_argument("--memory-tasks", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
     parser.add_argument("--batch", type=int, default=50, help="BATCH_QUEUES size of the batch runs")
     args = parser.parse_args()
     rows = []
@@ -117,8 +128,11 @@ def main() -> None:
             ("fork", args.batch, args.tasks),
         ]
         for executor, batch, n in scenarios:
-            for agent in agents.values():
-                rows.append(measure(agent, client, n, executor, batch))
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
+            for _ in range(args.repeat):  # interleaved, so load changes hit both alike
+                for name, agent in agents.items():
+                    runs[name].append(measure(agent, client, n, executor, batch))
+            rows.extend(median_row(r) for r in runs.values())
         memory = {name: memory_per_task(a, client, args.memory_tasks) for name, a in agents.items()}
         bulk_row = bulk(agents["taskq"], client, args.tasks)
         server_version = client.info("server")["redis_version"]
