@@ -75,7 +75,13 @@ def encode_payload(data: Mapping[str, Any]) -> bytes:
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
     """Decode a payload; raises :class:`SerializationError` for unknown versions."""
-    data = unpack(payload)
+    try:
+        data = unpack(payload)
+    except Exception as exc:
+        raise SerializationError(
+            f"task payload is not valid msgpack ({type(exc).__name__}: {exc}); it was not "
+            "written by taskq or it is corrupted"
+        ) from exc
     if not isinstance(data, dict):
         raise SerializationError("task payload is not a mapping")
     version = data.pop("v", None)

@@ -16,7 +16,7 @@ from taskq_core._internal import (
 )
 from taskq_core.broker import EnqueueRequest, Execution, StoredTask
 from taskq_core.context import running
-from taskq_core.exceptions import QueueFullException, TaskImportError
+from taskq_core.exceptions import QueueFullException, SerializationError, TaskImportError
 from taskq_core.states import State
 
 if TYPE_CHECKING:
@@ -188,7 +188,10 @@ class Task:
         if stored.missing:
             data: dict[str, Any] = {"id": stored.id}
         else:
-            data = serialization.decode_payload(stored.payload)
+            try:
+                data = serialization.decode_payload(stored.payload)
+            except SerializationError as exc:  # listed and repairable, not a crash
+                data = {"id": stored.id, "payload_error": str(exc)}
         data["id"] = stored.id
         return cls(tq, _stored=stored, _data=data)
 

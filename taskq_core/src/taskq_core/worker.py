@@ -21,6 +21,7 @@ from taskq_core.broker import Execution, FinishRequest, StoredTask
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
+    SerializationError,
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
@@ -432,9 +433,13 @@ class Worker:
         for item in stored:
             counts[item.id] = item.executions_count
             try:
-                tasks.append(Task._from_stored(self.tq, item))
+                task = Task._from_stored(self.tq, item)
+                if "payload_error" in task.data or "func" not in task.data:
+                    raise SerializationError(task.data.get("payload_error", "no function"))
             except Exception as exc:  # an unreadable payload: fail it, keep going
                 self._fail_unreadable(queue, item, exc)
+            else:
+                tasks.append(task)
         groups: dict[str, list[Task]] = {}
         for task in tasks:
             groups.setdefault(task.serialized_func, []).append(task)
@@ -448,7 +453,9 @@ class Worker:
         self._store(
             lambda: self.tq.broker.finish(queue, item.id, self.id, "error", execution=record)
         )
-        self.log.error("task error", queue=queue, task_id=item.id, error=str(exc))
+        self.log.error(
+            "task error", queue=queue, task_id=item.id, error=f"{type(exc).__name__}: {exc}"
+        )
 
     def _execute_group(
         self, queue: str, group: list[Task], counts: dict[str, int], slot_limit: int | None

@@ -39,7 +39,9 @@ def _task_dict(task: Any, with_executions: bool = False) -> dict[str, Any]:
         "scheduled_at": _fmt_time(task.scheduled_at),
         "time_last_queued": _fmt_time(task.time_last_queued),
     }
-    if task.data.get("func") is None:
+    if "payload_error" in task.data:
+        data["payload_error"] = task.data["payload_error"]
+    elif task.data.get("func") is None:
         data["missing"] = True
     if with_executions:
         data["executions"] = task.executions
@@ -100,7 +102,10 @@ def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **option
         args = ", ".join(
             [*map(repr, info["args"]), *(f"{k}={v!r}" for k, v in info["kwargs"].items())]
         )
-        click.echo(f"{task.id}  {info['ts']}  {info['func'] or '(data missing)'}({args})")
+        what = info["func"] or (
+            "(unreadable payload)" if "payload_error" in info else "(data missing)"
+        )
+        click.echo(f"{task.id}  {info['ts']}  {what}({args})")
 
 
 @click.command(context_settings=_CTX)
