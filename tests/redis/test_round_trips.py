@@ -76,14 +76,15 @@ def _worker_requests(tq: TaskQ, sends: Counter, n: int) -> int:
 def test_worker_spends_at_most_three_round_trips_per_plain_task(
     tq: TaskQ, sends: Counter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A plain successful task costs the worker pop + completion (≤ 3 requests);
-    measured as the slope between a short and a long burst run, so the fixed
-    start and stop cost cancels out."""
+    """A plain successful task costs the worker at most 3 requests (the budget);
+    a worker serving one queue sends a task's outcome together with the next
+    pop, so it needs about one. Measured as the slope between a short and a long
+    burst run, so the fixed start and stop cost cancels out."""
     monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
     short = _worker_requests(tq, sends, 10)
     long = _worker_requests(tq, sends, 60)
     per_task = (long - short) / 50
-    assert per_task <= 3, (short, long)
+    assert per_task <= 1.2, (short, long)
 
 
 def test_batch_queue_amortizes_round_trips(

@@ -79,6 +79,9 @@ class Worker:
         self.wakeup_fd: int | None = None
         self._wakeup_write: int | None = None
         self._queue_set: set[str] = set()
+        #: tasks popped together with the previous group's outcomes (one round
+        #: trip), run first in the next pass; returned to the queue at exit
+        self._prefetched: dict[str, list[StoredTask]] = {}
         self._last_resync = 0.0
         self._last_maintenance = 0.0
         self._stats_started = time.time()
@@ -206,6 +209,7 @@ class Worker:
                     break
                 self._maybe_log_stats()
         finally:
+            self._return_prefetched(self._prefetched)
             self.executor.close()
             call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
             restore()
@@ -277,6 +281,7 @@ class Worker:
         self._maintenance()
         queues = list(self._queue_set)
         random.shuffle(queues)
+        queues.sort(key=lambda q: q not in self._prefetched)  # prefetched first
         did_work = False
         for queue in queues:
             if self.stop_requested:
@@ -414,9 +419,13 @@ class Worker:
         if limit is not None and not broker.acquire_queue_slot(queue, self.id, limit, ttl):
             return False, True
         try:
-            stored = broker.pop(
-                queue, self.batch_size(queue), self.id, float(self.tq.config["LOCK_RETRY"])
-            )
+            prefetched = self._prefetched.pop(queue, None)
+            if prefetched is not None:
+                stored = prefetched
+            else:
+                stored = broker.pop(
+                    queue, self.batch_size(queue), self.id, float(self.tq.config["LOCK_RETRY"])
+                )
             if not stored:
                 return False, False
             started = time.time()
@@ -501,6 +510,22 @@ class Worker:
             self.log.error("exiting worker due to job timeout error")
             raise SystemExit("exiting worker due to job timeout error")
 
+    def _return_prefetched(self, prefetched: dict[str, list[StoredTask]]) -> None:
+        """Give tasks popped ahead back to their queue (they never ran)."""
+        for queue, items in list(prefetched.items()):
+            if not items:
+                continue
+            requests = [FinishRequest(item.id, "requeue") for item in items]
+            try:
+                self.tq.broker.finish_many(queue, self.id, requests)
+            except (BrokerConnectionError, ConnectionError):
+                self.log.error(
+                    "could not return prefetched tasks; they will be recovered",
+                    queue=queue,
+                    count=len(items),
+                )
+        prefetched.clear()
+
     def _release_locks(self, held: dict[str, bool]) -> None:
         for lock_id, ok in held.items():
             if ok:
@@ -561,7 +586,23 @@ class Worker:
             )
             reports.append((task, result, decision))
         broker = self.tq.broker
-        self._store(lambda: broker.finish_many(queue, self.id, requests))
+        if self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
+            # the next pass pops this queue again: do it in the same round trip
+            stored = self._store(
+                lambda: broker.finish_many_then_pop(
+                    queue,
+                    self.id,
+                    requests,
+                    0 if self.stop_requested else self.batch_size(queue),
+                    float(self.tq.config["LOCK_RETRY"]),
+                )
+            )
+            if stored is not None and not self.stop_requested:
+                self._prefetched[queue] = stored[1]
+            elif stored is not None:
+                self._return_prefetched({queue: stored[1]})
+        else:
+            self._store(lambda: broker.finish_many(queue, self.id, requests))
         for reported in reports:
             self._log_outcome(queue, *reported)
 

@@ -313,11 +313,15 @@ class RedisBroker(Broker):
         """One script: up to ``limit`` tasks with their payloads."""
         if limit <= 0:
             return []
-        raw = self._one(
-            self._queue_call(
-                "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
-            )
+        raw = self._one(self._pop_call(queue, limit, worker_id, defer_seconds))
+        return self._popped(queue, raw)
+
+    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> _Call:
+        return self._queue_call(
+            "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
         )
+
+    def _popped(self, queue: str, raw: Any) -> list[StoredTask]:
         now = float(raw[0])
         tasks: list[StoredTask] = []
         for i in range(1, len(raw), 3):
@@ -380,18 +384,35 @@ class RedisBroker(Broker):
         )
         return bool(self._one(call))
 
+    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> _Call:
+        args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
+        return self._queue_call("finish", self.layout.queue(queue), r.task_id, worker_id, *args)
+
     def finish_many(
         self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
     ) -> list[bool]:
         """Every finish in one pipeline: one round trip, each script atomic."""
         if not requests:
             return []
-        keys = self.layout.queue(queue)
-        calls = []
-        for r in requests:
-            args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
-            calls.append(self._queue_call("finish", keys, r.task_id, worker_id, *args))
+        calls = [self._finish_call(queue, worker_id, r) for r in requests]
         return [bool(result) for result in self._run(calls)]
+
+    def finish_many_then_pop(
+        self,
+        queue: str,
+        worker_id: str,
+        requests: Sequence[FinishRequest],
+        limit: int,
+        defer_seconds: float,
+    ) -> tuple[list[bool], list[StoredTask]]:
+        """The finishes and the next pop in one pipeline (one round trip); each
+        script is atomic and they run in this order."""
+        if limit <= 0:
+            return self.finish_many(queue, worker_id, requests), []
+        calls = [self._finish_call(queue, worker_id, r) for r in requests]
+        calls.append(self._pop_call(queue, limit, worker_id, defer_seconds))
+        results = self._run(calls)
+        return [bool(r) for r in results[:-1]], self._popped(queue, results[-1])
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
         if limit <= 0:

@@ -719,6 +719,25 @@ class BrokerContractTests:
         assert broker.get_task(Q, State.ERROR, "c", load_executions=5).executions == [_execution(1)]
         assert _states_of(broker, Q, "d") == {State.ACTIVE}
 
+    def test_finish_many_then_pop_ends_runs_then_pops_the_next(self, broker: Broker) -> None:
+        """finish_many_then_pop ends the given runs, then pops up to ``limit`` of
+        what is queued next, owned by the same worker; limit 0 pops nothing."""
+        for task_id in ("a", "b", "c"):
+            broker.enqueue(_req(task_id))
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["a"]
+        finished, popped = broker.finish_many_then_pop(
+            Q, "w1", [FinishRequest("a", "done")], 5, FAR
+        )
+        assert finished == [True]
+        assert _ids(popped) == ["b", "c"]
+        assert _states_of(broker, Q, "a") == set()
+        assert broker.heartbeat(Q, ["b", "c"], "w1") == ["b", "c"]
+        finished, popped = broker.finish_many_then_pop(
+            Q, "w1", [FinishRequest("b", "done")], 0, FAR
+        )
+        assert (finished, popped) == ([True], [])
+        assert _states_of(broker, Q, "c") == {State.ACTIVE}
+
     def test_finish_retry_in_the_past_is_due(self, broker: Broker) -> None:
         """A retry time already past leaves the task scheduled but due: move_due
         queues it at once."""
