@@ -127,30 +127,11 @@ class ForkExecutor(Executor):
         self._exiting: list[int] = []
 
     def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
-        if not self._frozen:
-            # objects that exist now are never collected in children: a child's
-            # garbage collector then does not touch (and copy) their pages
-            gc.freeze()
-            self._frozen = True
-        self.reap()
-        worker = self.worker
-        for task in tasks:
-            try:  # resolve the runner class here: its import then never happens per child
-                task.get_runner()
-            except Exception:  # the child records the failure
-                pass
-        timeout = sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
-        if tasks and _is_batch(tasks[0]):
-            timeout = effective_hard_timeout(self.tq, tasks)
-        read_fd, write_fd = os.pipe()
+        timeout = self._prepare(tasks)
         started = time.time()
-        pid = os.fork()
-        if pid == 0:  # the child
-            os.close(read_fd)
-            self._child(tasks, write_fd)
-        os.close(write_fd)
+        pid, read_fd = self._launch(tasks)
         for task in tasks:
-            worker.log.info(
+            self.worker.log.info(
                 "processing",
                 child_pid=pid,
                 task_id=task.id,
@@ -158,16 +139,67 @@ class ForkExecutor(Executor):
                 queue=task.queue,
                 params={"args": task.args, "kwargs": task.kwargs},
             )
+        return self._collect(pid, read_fd, tasks, started, timeout, heartbeat)
+
+    def _prepare(self, tasks: Sequence[Task]) -> float:
+        """Work done in the worker before a child runs ``tasks``; returns the
+        group's hard timeout (the parent-side deadline adds a margin)."""
+        if not self._frozen:
+            # objects that exist now are never collected in children: a child's
+            # garbage collector then does not touch (and copy) their pages
+            gc.freeze()
+            self._frozen = True
+        self.reap()
+        for task in tasks:
+            try:  # resolve the runner class here: its import then never happens per child
+                task.get_runner()
+            except Exception:  # the child records the failure
+                pass
+        if tasks and _is_batch(tasks[0]):
+            return effective_hard_timeout(self.tq, tasks)
+        return sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
+
+    def _launch(self, tasks: Sequence[Task]) -> tuple[int, int]:
+        """Start a child running ``tasks``; returns its pid and the fd its
+        results arrive on."""
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(read_fd)
+            self._child(tasks, write_fd)
+        os.close(write_fd)
+        return pid, read_fd
+
+    def _done_with(self, pid: int, read_fd: int) -> None:
+        """The child sent its results: close our end, reap it later."""
+        os.close(read_fd)
+        self._exiting.append(pid)  # reaped later: its exit needs no waiting
+
+    def _collect(
+        self,
+        pid: int,
+        read_fd: int,
+        tasks: Sequence[Task],
+        started: float,
+        timeout: float,
+        heartbeat: Heartbeat,
+    ) -> list[RunResult]:
+        """Wait for the child's results (heartbeating, enforcing the deadline)
+        and turn every way a child can end into one result per task."""
         try:
             message, killed_reason = self._wait(pid, read_fd, started, timeout, heartbeat)
-        finally:
+        except BaseException:
             os.close(read_fd)
+            raise
         if message is not None:
-            self._exiting.append(pid)  # reaped later: its exit needs no waiting
+            self._done_with(pid, read_fd)
             wire = _decode(message)
             if wire is not None and len(wire) == len(tasks):
                 return [RunResult.from_wire(item) for item in wire]
+            _kill(pid)
         else:
+            os.close(read_fd)
+            self._lost(pid)
             _, status = os.waitpid(pid, 0)
         if killed_reason == "requeue":
             return [
@@ -189,8 +221,11 @@ class ForkExecutor(Executor):
         else:
             how = f"exited with status {os.WEXITSTATUS(status)}"
         record = self._record(started, f"the child process running the task {how}")
-        worker.log.error("child died", child_pid=pid, reason=how)
+        self.worker.log.error("child died", child_pid=pid, reason=how)
         return [RunResult(t.id, False, time.time() - started, record) for t in tasks]
+
+    def _lost(self, pid: int) -> None:
+        """The child ended without results (died or was killed)."""
 
     def _record(self, started: float, message: str) -> Execution:
         return make_execution(
