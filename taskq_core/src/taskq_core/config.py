@@ -55,6 +55,9 @@ SETTINGS: dict[str, Setting] = {
     "SELECT_TIMEOUT": Setting(1, _NUM, "longest idle wait for a notification"),
     "QUEUE_RESYNC_INTERVAL": Setting(10, _NUM, "seconds between full re-reads of queue names"),
     "STORE_TRACEBACKS": Setting(True, (bool,), "keep tracebacks in execution records"),
+    "POOL_MAX_TASKS_PER_CHILD": Setting(
+        1000, (int,), "tasks a pool executor child runs before it is replaced"
+    ),
     "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
     "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),
     "LOGGER_NAME": Setting("taskq", (str,), "structlog logger name"),

@@ -52,6 +52,8 @@ class Executor:
 
     #: the worker exits after a hard timeout (process state is suspect).
     exit_worker_on_job_timeout = False
+    #: runs tasks in forked processes (impossible with an in-process broker).
+    forks = False
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -120,6 +122,8 @@ class ForkExecutor(Executor):
     goes on as soon as it has them and reaps the exiting child later, so a
     child's teardown never delays the next task.
     """
+
+    forks = True
 
     def __init__(self, worker: Worker) -> None:
         super().__init__(worker)
@@ -316,12 +320,17 @@ class ForkExecutor(Executor):
         except BaseException:
             code = 1
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
+            _flush_std_streams()
             os._exit(code)
+
+
+def _flush_std_streams() -> None:
+    """Before ``os._exit`` in a child: what a task printed is not lost."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 def _decode(message: bytes) -> list[Any] | None:
@@ -346,4 +355,15 @@ def _kill(pid: int) -> None:
         pass
 
 
-EXECUTORS: dict[str, Any] = {"fork": ForkExecutor, "sync": SyncExecutor}
+class _PoolFactory:
+    """Builds :class:`taskq_core.pool.PoolExecutor` (imported when used)."""
+
+    forks = True
+
+    def __call__(self, worker: Worker) -> Executor:
+        from taskq_core.pool import PoolExecutor
+
+        return PoolExecutor(worker)
+
+
+EXECUTORS: dict[str, Any] = {"fork": ForkExecutor, "sync": SyncExecutor, "pool": _PoolFactory()}

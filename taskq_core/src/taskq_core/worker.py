@@ -91,28 +91,29 @@ class Worker:
 
     # -- setup -------------------------------------------------------------------
     def _make_executor(self, executor: str | type[Executor]) -> Executor:
-        """An executor by registered name (``fork``, ``sync`` or a plugin's), or a class."""
+        """An executor by registered name (``fork``, ``sync``, ``pool`` or a
+        plugin's), or a class."""
         from taskq_core.exceptions import ConfigError
         from taskq_core.plugins import get_executor_factory
 
         broker = self.tq.broker
         if isinstance(executor, str):
-            if not broker.supports_fork and executor == "fork":
-                if isinstance(executor, _DefaultExecutor):
-                    executor = "sync"
-                else:
-                    raise ValueError(
-                        f"the {broker.name or type(broker).__name__} broker keeps tasks inside "
-                        "this process, so a forked child could not report back; use "
-                        "executor='sync' (or a broker such as redis:// to fork)"
-                    )
+            if isinstance(executor, _DefaultExecutor) and not broker.supports_fork:
+                executor = "sync"
             try:
-                factory = get_executor_factory(str(executor))
+                factory: Any = get_executor_factory(str(executor))
             except ConfigError as exc:
                 raise ValueError(str(exc)) from exc
-            made: Executor = factory(self)
-            return made
-        return executor(self)
+        else:
+            factory = executor
+        if getattr(factory, "forks", False) and not broker.supports_fork:
+            raise ValueError(
+                f"the {broker.name or type(broker).__name__} broker keeps tasks inside "
+                f"this process, so a forked child could not report back; use "
+                "executor='sync' (or a broker such as redis:// to fork)"
+            )
+        made: Executor = factory(self)
+        return made
 
     def processes(self, queue: str) -> bool:
         """Whether this worker takes tasks from ``queue``."""

@@ -37,9 +37,9 @@ def worker_options(func: Any) -> Any:
         ),
         click.option(
             "--executor",
-            type=click.Choice(["fork", "sync"]),
+            type=click.Choice(["fork", "sync", "pool"]),
             default=None,
-            help="fork a child per task (default) or run in this process",
+            help="fork: a child per task (default); pool: a reused child; sync: this process",
         ),
         click.option(
             "--exit-after",
