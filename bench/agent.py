@@ -25,7 +25,7 @@ def taskq(action: str, url: str, arg: str, batch: int) -> float | None:
 
     config = {"STATS_INTERVAL": 0, "BATCH_QUEUES": {QUEUE: batch}}
     tq = TaskQ(url, config=config, setup_structlog=True)
-    if action == "work":
+    if action == "work":  # fork, sync or pool
         tq.run_worker(queues=[QUEUE], executor=arg, burst=True)
         return None
     n = int(arg)

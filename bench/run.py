@@ -127,6 +127,11 @@ def main() -> None:
             ("sync", args.batch, args.tasks),
             ("fork", args.batch, args.tasks),
         ]
+        # taskq only: TaskTiger has no pool; compared with its fork executor below
+        pool_runs = [
+            measure(agents["taskq"], client, args.tasks, "pool") for _ in range(args.repeat)
+        ]
+        rows.append(median_row(pool_runs))
         for executor, batch, n in scenarios:
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
             for _ in range(args.repeat):  # interleaved, so load changes hit both alike
@@ -169,6 +174,19 @@ def main() -> None:
             f"taskq / TaskTiger ({name}): enqueue x{r['enqueue_speedup']}, "
             f"worker x{r['work_speedup']}, Redis commands per task x{r['work_cmds_ratio']}"
         )
+    pool = next(r for r in rows if r["executor"] == "pool")
+    tiger_fork = next(
+        r
+        for r in rows
+        if r["system"] == "tasktiger" and r["executor"] == "fork" and r["batch"] == 1
+    )
+    ratios["pool vs TaskTiger fork"] = {
+        "work_speedup": round(pool["work_per_s"] / tiger_fork["work_per_s"], 2)
+    }
+    print(
+        f"taskq pool executor: {pool['work_per_s']} tasks/s, "
+        f"x{ratios['pool vs TaskTiger fork']['work_speedup']} TaskTiger's fork executor"
+    )
     print(
         f"taskq bulk enqueue (delay_many, 500 per call): {bulk_row['enqueue_per_s']} tasks/s, "
         f"{bulk_row['cmds_per_task']} commands per task"
