@@ -105,3 +105,20 @@ def test_pool_needs_a_broker_outside_the_process() -> None:
     tq = TaskQ(broker=MemoryBroker())
     with pytest.raises(ValueError, match="executor='sync'"):
         tq.run_worker(executor="pool", burst=True)
+
+
+def test_cli_worker_with_the_pool_executor(tq: TaskQ, tmp_path: Path, redis_url: str) -> None:
+    """`taskq worker --executor pool --burst` runs the tasks in one child and exits 0;
+    a SIGTERM-free burst run leaves no child behind."""
+    from worker_procs import WorkerPool
+
+    for i in range(3):
+        tq.delay(pool_tasks.whoami, args=[str(i)])
+    pool = WorkerPool(redis_url, tmp_path, pythonpath=[Path(__file__).resolve().parent])
+    try:
+        pool.burst("--executor", "pool", app=None)
+    finally:
+        pool.cleanup()
+    rows = trace(tmp_path)
+    assert [label for label, _ in rows] == ["0", "1", "2"]
+    assert len({pid for _, pid in rows}) == 1
