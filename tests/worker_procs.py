@@ -13,11 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerPool", "lines", "wait_for"]
+__all__ = ["WorkerPool", "lines", "rebind", "running", "wait_for"]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
@@ -103,3 +104,21 @@ class WorkerPool:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=10)
+
+
+@contextmanager
+def running(pool: WorkerPool, monkeypatch: Any) -> Iterator[WorkerPool]:
+    """Yield ``pool`` with this process pointed at the same broker and trace
+    directory (to enqueue and to read traces); kill what is left at the end."""
+    monkeypatch.setenv("TASKQ_URL", pool.url)
+    monkeypatch.setenv("TASKQ_TEST_DIR", str(pool.trace_dir))
+    try:
+        yield pool
+    finally:
+        pool.cleanup()
+
+
+def rebind(tq: Any, url: str) -> None:
+    """Point a test module's ``TaskQ`` (connected lazily) at this session's server."""
+    tq._broker = None
+    tq._broker_spec = url

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 
 pytestmark = pytest.mark.slow
 
-from worker_procs import WorkerPool, lines, wait_for  # noqa: E402
+from worker_procs import WorkerPool, lines, rebind, running, wait_for  # noqa: E402
 
 
 class Workers(WorkerPool):
@@ -33,13 +33,8 @@ class Workers(WorkerPool):
 def workers(
     redis_url: str, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Workers]:
-    monkeypatch.setenv("TASKQ_URL", redis_url)
-    monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
-    pool = Workers(redis_url, tmp_path)
-    try:
+    with running(Workers(redis_url, tmp_path), monkeypatch) as pool:
         yield pool
-    finally:
-        pool.cleanup()
 
 
 @pytest.fixture
@@ -47,8 +42,7 @@ def app(workers: Workers) -> Any:
     import worker_app
 
     # the module's app connects lazily; make sure it talks to this session's server
-    worker_app.tq._broker = None
-    worker_app.tq._broker_spec = workers.url
+    rebind(worker_app.tq, workers.url)
     return worker_app
 
 

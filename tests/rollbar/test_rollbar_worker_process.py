@@ -17,7 +17,7 @@ import pytest
 from fake_rollbar import FakeRollbar, unused_endpoint, wait_for
 
 from taskq_rollbar import fingerprint
-from worker_procs import WorkerPool, lines
+from worker_procs import WorkerPool, lines, rebind, running
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,13 +62,8 @@ class Workers(WorkerPool):
 def workers(
     redis_url: str, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Workers]:
-    monkeypatch.setenv("TASKQ_URL", redis_url)
-    monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
-    pool = Workers(redis_url, tmp_path)
-    try:
+    with running(Workers(redis_url, tmp_path), monkeypatch) as pool:
         yield pool
-    finally:
-        pool.cleanup()
 
 
 @pytest.fixture
@@ -76,8 +71,7 @@ def app(workers: Workers) -> Any:
     """rollbar_app, its TaskQ talking to this session's Redis (to enqueue)."""
     import rollbar_app
 
-    rollbar_app.tq._broker = None
-    rollbar_app.tq._broker_spec = workers.url
+    rebind(rollbar_app.tq, workers.url)
     return rollbar_app
 
 
