@@ -216,9 +216,12 @@ class Worker:
             restore()
             self.log.info("done", processed=self.processed)
 
-    def _with_backoff(self, func: Callable[[], Any]) -> Any:
-        """Run ``func``; while the broker is unreachable, log it and retry with
-        exponential back-off (until stopped). Returns ``None`` after an outage."""
+    def _retrying(
+        self, func: Callable[[], Any], give_up: Callable[[], bool]
+    ) -> tuple[bool, Any, bool]:
+        """Call ``func``; while the broker is unreachable, log it once and retry
+        with exponential back-off (0.5 s doubling to 30 s) until ``give_up()``.
+        Returns (succeeded, result, there was an outage)."""
         delay = 0.5
         failed = False
         while True:
@@ -228,47 +231,41 @@ class Worker:
                 if not failed:
                     self.log.error("broker unavailable", error=str(exc))
                 failed = True
-                if self.stop_requested:
-                    return None
-                self._sleep(delay)
+                if give_up():
+                    return False, None, True
+                self._pause(delay, give_up)
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             if failed:
                 self.log.info("broker available again")
-                self._last_resync = 0.0
-                return None
-            return result
+            return True, result, failed
+
+    def _with_backoff(self, func: Callable[[], Any]) -> Any:
+        """Run a step of the loop through an outage (until stopped); returns
+        ``None`` after an outage, so the loop starts its pass again."""
+        _, result, outage = self._retrying(func, lambda: self.stop_requested)
+        if outage:
+            self._last_resync = 0.0
+            return None
+        return result
 
     def _store(self, func: Callable[[], Any]) -> Any:
-        """Store an outcome, retrying with back-off while the broker is away, even
-        when a stop was requested (a finished task's outcome is worth waiting for).
-        Gives up only on an insistent stop: the task is then recovered as lost
-        after ``ACTIVE_TASK_UPDATE_TIMEOUT``."""
-        delay = 0.5
-        failed = False
-        while True:
-            try:
-                result = func()
-            except (BrokerConnectionError, ConnectionError) as exc:
-                if not failed:
-                    self.log.error("broker unavailable", error=str(exc))
-                failed = True
-                if self.force_stop:
-                    self.log.error("outcome not stored; the task will be recovered as lost")
-                    return None
-                end = time.time() + delay
-                while not self.force_stop and (remaining := end - time.time()) > 0:
-                    time.sleep(min(0.1, remaining))
-                delay = min(delay * 2, _BACKOFF_MAX)
-                continue
-            if failed:
-                self.log.info("broker available again")
-            return result
+        """Store an outcome through an outage, even when a stop was requested (a
+        finished task's outcome is worth waiting for). Gives up only on an
+        insistent stop: the task is then recovered as lost after
+        ``ACTIVE_TASK_UPDATE_TIMEOUT``."""
+        stored, result, _ = self._retrying(func, lambda: self.force_stop)
+        if not stored:
+            self.log.error("outcome not stored; the task will be recovered as lost")
+        return result
+
+    def _pause(self, seconds: float, give_up: Callable[[], bool]) -> None:
+        end = time.time() + seconds
+        while not give_up() and (remaining := end - time.time()) > 0:
+            time.sleep(min(0.1, remaining))
 
     def _sleep(self, seconds: float) -> None:
-        end = time.time() + seconds
-        while not self.stop_requested and (remaining := end - time.time()) > 0:
-            time.sleep(min(0.1, remaining))
+        self._pause(seconds, lambda: self.stop_requested)
 
     def _startup(self) -> None:
         for warning in self.tq.broker.check():
