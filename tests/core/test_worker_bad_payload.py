@@ -7,13 +7,38 @@ import tasks_fixture as tf
 from taskq_core import Task, TaskQ
 from taskq_core.broker import EnqueueRequest
 from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.hookspecs import hookimpl
+from taskq_core.plugins import get_plugin_manager
 from taskq_core.serialization import SCHEMA_VERSION, pack
+
+
+class Permanent:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def taskq_task_permanently_failed(self, task: Task) -> None:
+        self.seen.append((task.id, task.serialized_func))
 
 
 def test_unreadable_payloads_go_to_error_and_the_worker_goes_on() -> None:
     """Garbage bytes and a payload of a newer schema version each land in error
-    with an execution record naming the problem; the good task queued after them
-    still runs."""
+    with an execution record naming the problem and are reported through
+    ``taskq_task_permanently_failed``; the good task queued after them still runs."""
+    probe = Permanent()
+    pm = get_plugin_manager()
+    pm.register(probe)
+    try:
+        _run_bad_payloads()
+    finally:
+        pm.unregister(probe)
+    assert sorted(probe.seen) == [
+        ("future", "<unreadable payload>"),
+        ("garbage", "<unreadable payload>"),
+    ]
+
+
+def _run_bad_payloads() -> None:
     broker = MemoryBroker()
     tq = TaskQ(broker=broker)
     broker.enqueue(EnqueueRequest(id="garbage", queue="default", payload=b"\xc1\xff"))

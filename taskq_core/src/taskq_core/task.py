@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from taskq_core.app import TaskQ
     from taskq_core.runners import BaseRunner
 
-__all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "Task", "normalize_keys", "to_when"]
+__all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "UNREADABLE", "Task", "normalize_keys", "to_when"]
 
 #: attribute under which ``@tq.task`` stores a function's options.
 OPTIONS_ATTR = "_taskq_options"
 PRIORITY_RANGE = (-1000, 1000)
+#: ``serialized_func`` of a task whose stored payload cannot be decoded.
+UNREADABLE = "<unreadable payload>"
 
 
 def normalize_keys(keys: str | Sequence[str] | None, name: str) -> list[str] | None:
@@ -191,7 +193,7 @@ class Task:
             try:
                 data = serialization.decode_payload(stored.payload)
             except SerializationError as exc:  # listed and repairable, not a crash
-                data = {"id": stored.id, "payload_error": str(exc)}
+                data = {"id": stored.id, "func": UNREADABLE, "payload_error": str(exc)}
         data["id"] = stored.id
         return cls(tq, _stored=stored, _data=data)
 

@@ -439,12 +439,9 @@ class Worker:
         counts: dict[str, int] = {}
         for item in stored:
             counts[item.id] = item.executions_count
-            try:
-                task = Task._from_stored(self.tq, item)
-                if "payload_error" in task.data or "func" not in task.data:
-                    raise SerializationError(task.data.get("payload_error", "no function"))
-            except Exception as exc:  # an unreadable payload: fail it, keep going
-                self._fail_unreadable(queue, item, exc)
+            task = Task._from_stored(self.tq, item)
+            if "payload_error" in task.data:  # unreadable: fail it, keep going
+                self._fail_unreadable(queue, task, SerializationError(task.data["payload_error"]))
             else:
                 tasks.append(task)
         groups: dict[str, list[Task]] = {}
@@ -453,16 +450,19 @@ class Worker:
         for group in groups.values():
             self._execute_group(queue, group, counts, slot_limit)
 
-    def _fail_unreadable(self, queue: str, item: StoredTask, exc: Exception) -> None:
+    def _fail_unreadable(self, queue: str, task: Task, exc: Exception) -> None:
+        """A task nobody can run: to error with a record, reported like any
+        permanent failure (so error trackers see it)."""
         record = make_execution(
             time.time(), exc, store_tracebacks=self.store_tracebacks, worker_id=self.id
         )
         self._store(
-            lambda: self.tq.broker.finish(queue, item.id, self.id, "error", execution=record)
+            lambda: self.tq.broker.finish(queue, task.id, self.id, "error", execution=record)
         )
         self.log.error(
-            "task error", queue=queue, task_id=item.id, error=f"{type(exc).__name__}: {exc}"
+            "task error", queue=queue, task_id=task.id, error=f"{type(exc).__name__}: {exc}"
         )
+        self._report(task, record, Decision("error"))
 
     def _execute_group(
         self, queue: str, group: list[Task], counts: dict[str, int], slot_limit: int | None

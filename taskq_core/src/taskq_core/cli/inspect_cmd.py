@@ -102,9 +102,7 @@ def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **option
         args = ", ".join(
             [*map(repr, info["args"]), *(f"{k}={v!r}" for k, v in info["kwargs"].items())]
         )
-        what = info["func"] or (
-            "(unreadable payload)" if "payload_error" in info else "(data missing)"
-        )
+        what = info["func"] or "(data missing)"
         click.echo(f"{task.id}  {info['ts']}  {what}({args})")
 
 
