@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from taskq_core.broker import Broker
 from taskq_core.states import Transition
+from taskq_core.testing import stateful
 from taskq_redis import RedisBroker
-
-stateful = pytest.importorskip("taskq_core.testing.stateful")
 
 
 def test_redis_broker_follows_the_model(redis_url: str, redis_client: redis.Redis) -> None:
@@ -27,7 +27,7 @@ def test_redis_broker_follows_the_model(redis_url: str, redis_client: redis.Redi
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=30,
+            max_examples=int(os.environ.get("TASKQ_STATEFUL_EXAMPLES", "30")),
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
