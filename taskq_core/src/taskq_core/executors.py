@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # imported here, in the worker, so that forked children find them loaded
 import taskq_core.retry
@@ -299,29 +299,42 @@ class ForkExecutor(Executor):
         self.reap(block=True)
 
     def _child(self, tasks: Sequence[Task], write_fd: int) -> None:
-        """In the child: run the group, send the results, exit without cleanup."""
+        """In the child: run the group, send the results, exit."""
+        self._in_child(lambda: self._run_and_send(tasks, write_fd))
+
+    def _in_child(self, body: Callable[[], None]) -> NoReturn:
+        """Run ``body`` as a forked child: stop signals ignored (the worker
+        decides), fresh broker connections, and an exit without the parent's
+        cleanup (status 1 if ``body`` raised)."""
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)
             self.tq.broker.after_fork()
-            results = run_group(
-                self.tq,
-                tasks,
-                store_tracebacks=self.worker.store_tracebacks,
-                worker_id=self.worker.id,
-            )
-            data = serialization.pack([r.to_wire() for r in results])
-            view = memoryview(_HEADER.pack(len(data)) + data)
-            while view:
-                written = os.write(write_fd, view)
-                view = view[written:]
+            body()
         except BaseException:
             code = 1
         finally:
             _flush_std_streams()
             os._exit(code)
+
+    def _run_and_send(self, tasks: Sequence[Task], write_fd: int) -> None:
+        results = run_group(
+            self.tq,
+            tasks,
+            store_tracebacks=self.worker.store_tracebacks,
+            worker_id=self.worker.id,
+        )
+        write_frame(write_fd, serialization.pack([r.to_wire() for r in results]))
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    """Send ``data`` as one length-prefixed message."""
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _flush_std_streams() -> None:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq_core import serialization
 from taskq_core.broker import StoredTask
-from taskq_core.execution import run_group
-from taskq_core.executors import _HEADER, ForkExecutor, _flush_std_streams
+from taskq_core.executors import _HEADER, ForkExecutor, write_frame
 from taskq_core.states import State
 
 if TYPE_CHECKING:
@@ -29,13 +28,6 @@ if TYPE_CHECKING:
     from taskq_core.worker import Worker
 
 __all__ = ["PoolExecutor"]
-
-
-def _write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
@@ -93,7 +85,7 @@ class PoolExecutor(ForkExecutor):
         assert self._to_child is not None
         assert self._from_child is not None
         try:
-            _write_frame(self._to_child, serialization.pack([_task_wire(t) for t in tasks]))
+            write_frame(self._to_child, serialization.pack([_task_wire(t) for t in tasks]))
         except OSError:  # the idle child died: the next one gets the work
             self._retire(kill=True)
             return self._launch(tasks)
@@ -142,39 +134,22 @@ class PoolExecutor(ForkExecutor):
         super().close()
 
     def _serve(self, requests_fd: int, results_fd: int) -> None:
-        """In the child: run groups until the request pipe closes."""
+        """In the child: run groups until the request pipe closes, then exit."""
+        self._in_child(lambda: self._serve_requests(requests_fd, results_fd))
+
+    def _serve_requests(self, requests_fd: int, results_fd: int) -> None:
         from taskq_core.task import Task
 
-        code = 0
-        try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.set_wakeup_fd(-1)
-            self.tq.broker.after_fork()
-            while True:
-                frame = _read_frame(requests_fd)
-                if frame is None:
-                    break
-                tasks = []
-                for item in serialization.unpack(frame):
-                    stored = StoredTask(
-                        id=item["id"],
-                        queue=item["queue"],
-                        state=State.ACTIVE,
-                        payload=item["payload"],
-                        ts=item["ts"],
-                        executions_count=item["count"],
-                    )
-                    tasks.append(Task._from_stored(self.tq, stored))
-                results = run_group(
-                    self.tq,
-                    tasks,
-                    store_tracebacks=self.worker.store_tracebacks,
-                    worker_id=self.worker.id,
+        while (frame := _read_frame(requests_fd)) is not None:
+            tasks = []
+            for item in serialization.unpack(frame):
+                stored = StoredTask(
+                    id=item["id"],
+                    queue=item["queue"],
+                    state=State.ACTIVE,
+                    payload=item["payload"],
+                    ts=item["ts"],
+                    executions_count=item["count"],
                 )
-                _write_frame(results_fd, serialization.pack([r.to_wire() for r in results]))
-        except BaseException:
-            code = 1
-        finally:
-            _flush_std_streams()
-            os._exit(code)
+                tasks.append(Task._from_stored(self.tq, stored))
+            self._run_and_send(tasks, results_fd)
