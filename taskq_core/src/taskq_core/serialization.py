@@ -43,28 +43,21 @@ def _describe(value: Any) -> str:
 
 def check_arguments(args: Sequence[Any], kwargs: Mapping[str, Any], func_name: str) -> None:
     """Raise :class:`SerializationError` naming the first argument msgpack cannot encode."""
-    for index, value in enumerate(args):
-        try:
-            pack(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(
-                f"cannot enqueue {func_name}: positional argument {index} of type "
-                f"{_describe(value)} cannot be encoded with msgpack ({exc}); pass plain data "
-                "(None, bool, int, float, str, bytes, lists and dicts of them), e.g. an id "
-                "instead of an object"
-            ) from exc
-    for key, value in kwargs.items():
+    for key in kwargs:
         if not isinstance(key, str):
             raise SerializationError(
                 f"cannot enqueue {func_name}: keyword argument names must be strings, got {key!r}"
             )
+    named = [(f"positional argument {i}", v) for i, v in enumerate(args)]
+    named += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for where, value in named:
         try:
             pack(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(
-                f"cannot enqueue {func_name}: keyword argument {key!r} of type "
-                f"{_describe(value)} cannot be encoded with msgpack ({exc}); pass plain data "
-                "(None, bool, int, float, str, bytes, lists and dicts of them)"
+                f"cannot enqueue {func_name}: {where} of type {_describe(value)} cannot be "
+                f"encoded with msgpack ({exc}); pass plain data (None, bool, int, float, str, "
+                "bytes, lists and dicts of them), e.g. an id instead of an object"
             ) from exc
 
 
