@@ -501,7 +501,9 @@ class RedisBroker(Broker):
     # -- notifications ---------------------------------------------------------------------------
     def _subscription(self) -> redis.client.PubSub:
         if self._pubsub is None:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            # typed in some redis-py releases and not in others: call it untyped
+            make_pubsub: Any = self.client.pubsub
+            pubsub: redis.client.PubSub = make_pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.layout.channel)
             except BaseException:
