@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import tasks_fixture as tf
 
@@ -92,3 +94,38 @@ def test_current_task_is_shared_by_every_app(app: TaskQ, eager_app: TaskQ) -> No
     ``tq`` in the task function, here a different one runs it)."""
     task = eager_app.delay(tf.current_task_id)
     assert tf.calls == [("current", task.id)]
+
+
+def _wait_and_report(app_id: int, label: str) -> None:
+    """A task that waits until its twin in the other thread runs too, records
+    which task it sees as current, and waits again, so both are inside their
+    run while either looks."""
+    tq = _THREAD_APPS[app_id]
+    _THREAD_BARRIER.wait(timeout=10)
+    _THREAD_SEEN.append((label, tq.current_task.id))
+    _THREAD_BARRIER.wait(timeout=10)
+
+
+_THREAD_APPS: dict[int, TaskQ] = {}
+_THREAD_SEEN: list[tuple[str, str]] = []
+_THREAD_BARRIER = threading.Barrier(2)
+
+
+def test_threads_each_see_their_own_current_task(app: TaskQ) -> None:
+    """Two tasks running at once in two threads of one process each see
+    themselves as ``current_task`` (the running task is per thread, not
+    process-global)."""
+    _THREAD_APPS[id(app)] = app
+    _THREAD_SEEN.clear()
+    tasks = {
+        label: Task(app, _wait_and_report, args=[id(app)], kwargs={"label": label})
+        for label in ("a", "b")
+    }
+    threads = [threading.Thread(target=task.execute) for task in tasks.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(_THREAD_SEEN) == sorted((label, t.id) for label, t in tasks.items())
+    with pytest.raises(RuntimeError, match=OUTSIDE):
+        app.current_task  # noqa: B018

@@ -3,14 +3,16 @@ fill through the ``taskq_register`` hook (re-exported by :mod:`taskq_core.plugin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-import click
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq_core.broker import Broker
 from taskq_core.exceptions import PluginError
+
+if TYPE_CHECKING:
+    import click
 
 #: the environment variable that lists the plugins to load
 ALLOW_LIST_ENV = "TASKQ_PLUGINS"
@@ -23,6 +25,7 @@ __all__ = [
     "PluginSource",
     "Registry",
     "RunnerEntry",
+    "WorkerEntry",
 ]
 
 
@@ -49,6 +52,13 @@ _UNKNOWN_SOURCE = PluginSource("<unknown>")
 
 
 # -- the registry -------------------------------------------------------------------
+
+
+def _is_click(value: object, kind: str) -> bool:
+    """``isinstance(value, click.<kind>)`` without importing click: an object
+    can only be a click object once click has been imported."""
+    module = sys.modules.get("click")
+    return module is not None and isinstance(value, getattr(module, kind))
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,18 @@ class ExecutorEntry:
 
 
 @dataclass(frozen=True)
+class WorkerEntry:
+    """How ``tq.run_worker(...)`` and ``tq.run_worker_with_args(argv)`` run a
+    worker (taskq's own worker, registered by the core plugin)."""
+
+    #: ``run(tq, **options)``: the options of :meth:`taskq_core.TaskQ.run_worker`.
+    run: Callable[..., None]
+    #: ``run_with_args(tq, argv)``: ``taskq worker``'s command-line options.
+    run_with_args: Callable[[Any, list[str]], None]
+    plugin: str
+
+
+@dataclass(frozen=True)
 class CommandEntry:
     """A CLI command added to ``taskq`` by a plugin."""
 
@@ -104,11 +126,8 @@ class Registry:
         self._runners: dict[str, RunnerEntry] = {}
         self._executors: dict[str, ExecutorEntry] = {}
         self._commands: dict[str, CommandEntry] = {}
+        self._worker: WorkerEntry | None = None
         self._runner_classes: dict[str, type] = {}
-        #: set by a plugin that could not register everything yet (a module
-        #: it needs is still being imported); the registry is then rebuilt
-        #: on next use instead of being kept.
-        self.incomplete = False
 
     # -- what plugins call ------------------------------------------------------
     def broker(
@@ -136,7 +155,7 @@ class Registry:
         clean_schemes = tuple(self._check_scheme(name, scheme) for scheme in schemes)
         for param in cli_options:
             self._require(
-                isinstance(param, click.Parameter),
+                _is_click(param, "Parameter"),
                 f"gave broker {name!r} the CLI option {param!r}, which is not a click.Parameter",
             )
         self._check_free("broker", name, self._brokers.get(name))
@@ -181,14 +200,42 @@ class Registry:
     def command(self, command: click.Command) -> None:
         """Add a click command (or group) to the ``taskq`` CLI."""
         self._require(
-            isinstance(command, click.Command) and bool(command.name),
+            _is_click(command, "Command") and bool(command.name),
             f"registered {command!r} as a command; give a named click.Command",
         )
         name = str(command.name)
         self._check_free("command", name, self._commands.get(name))
         self._commands[name] = CommandEntry(command, self._current.name)
 
+    def worker(
+        self, run: Callable[..., None], run_with_args: Callable[[Any, list[str]], None]
+    ) -> None:
+        """Register how a worker runs in this process: ``run(tq, **options)``
+        for ``tq.run_worker(...)`` and ``run_with_args(tq, argv)`` for
+        ``tq.run_worker_with_args(argv)``. The core plugin registers taskq's
+        own; only one plugin may."""
+        self._require(
+            callable(run) and callable(run_with_args),
+            "registered a worker with a non-callable run function",
+        )
+        if self._worker is not None:
+            raise PluginError(
+                f'The worker is registered by two plugins: "{self._worker.plugin}" and '
+                f"{self._current.describe()}; uninstall one of them"
+            )
+        self._worker = WorkerEntry(run, run_with_args, self._current.name)
+
     # -- what taskq reads -------------------------------------------------------
+    @property
+    def worker_entry(self) -> WorkerEntry:
+        """The registered worker (``PluginError`` when no plugin registered one)."""
+        if self._worker is None:
+            raise PluginError(
+                'No plugin registered a worker (taskq-core\'s plugin "core" does); '
+                "check TASKQ_PLUGINS and reinstall taskq-core"
+            )
+        return self._worker
+
     @property
     def brokers(self) -> Mapping[str, BrokerEntry]:
         """Brokers by name."""

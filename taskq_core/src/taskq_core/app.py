@@ -6,21 +6,21 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 import structlog
 
 from taskq_core._internal import queue_matches, serialize_func, to_timestamp
-from taskq_core.broker import Broker
-from taskq_core.config import validate_config
+from taskq_core.broker import Broker, EnqueueRequest
+from taskq_core.config import DEFAULT_EXECUTOR, validate_config
 from taskq_core.context import current
 from taskq_core.exceptions import ConfigError
-from taskq_core.executors import DEFAULT_EXECUTOR
+from taskq_core.logging import setup_structlog as _setup_structlog
+from taskq_core.plugins import call_hook_safely, get_registry, make_broker
+from taskq_core.retry import serialize_retry_method
+from taskq_core.schedule import serialize_schedule
 from taskq_core.states import STATES, State
-from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys
-
-if TYPE_CHECKING:
-    from taskq_core.task import Task as _Task
+from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys, to_when
 
 __all__ = ["PERIODIC_TASKS", "TaskQ"]
 
@@ -68,14 +68,10 @@ class TaskQ:
         self._broker_options = broker_options
         self._broker: Broker | None = broker if isinstance(broker, Broker) else None
         if setup_structlog:
-            from taskq_core.logging import setup_structlog as _setup
-
-            _setup()
+            _setup_structlog()
         # a lazy proxy: it follows structlog's configuration at the time of each call
         self.log: Any = structlog.get_logger(self.config["LOGGER_NAME"])
         self.periodic_task_funcs: dict[str, Callable[..., Any]] = {}
-        from taskq_core.plugins import call_hook_safely
-
         call_hook_safely("taskq_app_created", tq=self)
 
     def __repr__(self) -> str:
@@ -115,8 +111,6 @@ class TaskQ:
     def broker(self) -> Broker:
         """The broker (built from the URL on first use)."""
         if self._broker is None:
-            from taskq_core.plugins import make_broker
-
             spec = self._broker_spec
             assert not isinstance(spec, Broker)
             if spec is None:
@@ -199,12 +193,8 @@ class TaskQ:
         }
         options = {k: v for k, v in options.items() if v is not None}
         if retry_method is not None:
-            from taskq_core.retry import serialize_retry_method
-
             serialize_retry_method(retry_method)  # refuse lambdas now, not at retry time
         if schedule is not None:
-            from taskq_core.schedule import serialize_schedule
-
             serialize_schedule(schedule)
             options["unique"] = True
 
@@ -282,10 +272,6 @@ class TaskQ:
         raises for them. With ``ALWAYS_EAGER`` (and no future ``when``) the tasks
         run inline, one after the other.
         """
-        from taskq_core.broker import EnqueueRequest
-        from taskq_core.plugins import call_hook_safely
-        from taskq_core.task import to_when
-
         due = to_when(when)
         if self.config["ALWAYS_EAGER"] and (due is None or due <= time.time()):
             for task in tasks:
@@ -316,16 +302,17 @@ class TaskQ:
 
     # -- the running task ---------------------------------------------------------
     @property
-    def current_task(self) -> _Task:
+    def current_task(self) -> Task:
         """The task being run (``RuntimeError`` outside a task or in a batch)."""
         if not current.active:
             raise RuntimeError("Must be accessed from within a task.")
         if current.is_batch:
             raise RuntimeError("Must use current_tasks in a batch task.")
-        return current.tasks[0]
+        task: Task = current.tasks[0]
+        return task
 
     @property
-    def current_tasks(self) -> list[_Task]:
+    def current_tasks(self) -> list[Task]:
         """The tasks of the running batch (``RuntimeError`` outside a batch)."""
         if not current.active:
             raise RuntimeError("Must be accessed from within a task.")
@@ -405,21 +392,19 @@ class TaskQ:
     ) -> None:
         """Run a worker in this process until stopped (or, with ``burst``, until idle).
 
-        ``exit_after`` is in minutes, like the CLI's ``--exit-after``."""
-        from taskq_core.worker import Worker
-
-        worker = Worker(
+        ``exit_after`` is in minutes, like the CLI's ``--exit-after``. The worker
+        is the one the plugins registered (taskq's own, from the core plugin)."""
+        get_registry().worker_entry.run(
             self,
             queues=queues,
             exclude_queues=exclude_queues,
             max_workers_per_queue=max_workers_per_queue,
             store_tracebacks=store_tracebacks,
             executor=executor,
+            burst=burst,
+            exit_after=exit_after,
         )
-        worker.run(burst=burst, exit_after=exit_after)
 
     def run_worker_with_args(self, argv: Sequence[str]) -> None:
         """Run ``taskq worker`` with command-line arguments, using this app."""
-        from taskq_core.cli.worker_cmd import run_worker_cli
-
-        run_worker_cli(self, list(argv))
+        get_registry().worker_entry.run_with_args(self, list(argv))

@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq_core.exceptions import ConfigError
+from taskq_core.retry import fixed, serialize_retry_method
 
-__all__ = ["DEFAULTS", "Setting", "validate_config"]
+__all__ = ["DEFAULTS", "DEFAULT_EXECUTOR", "Setting", "validate_config"]
+
+
+class _DefaultExecutor(str):
+    """``"fork"``, but recognisable as "not chosen by the user"."""
+
+    __slots__ = ()
+
+
+#: the default executor: ``fork``, or ``sync`` with a broker that cannot fork.
+DEFAULT_EXECUTOR: str = _DefaultExecutor("fork")
 
 
 @dataclass(frozen=True)
@@ -26,8 +37,6 @@ class Setting:
 
 
 def _default_retry() -> Any:
-    from taskq_core.retry import fixed
-
     return fixed(60, 3)
 
 
@@ -105,8 +114,6 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     if merged["DEFAULT_RETRY_METHOD"] is None:
         merged["DEFAULT_RETRY_METHOD"] = _default_retry()
     else:
-        from taskq_core.retry import serialize_retry_method
-
         try:
             serialize_retry_method(merged["DEFAULT_RETRY_METHOD"])
         except (TypeError, ValueError) as exc:

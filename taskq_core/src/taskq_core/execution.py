@@ -16,8 +16,8 @@ from taskq_core.context import running
 from taskq_core.exceptions import RetryException
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
     from taskq_core.task import Task
+    from taskq_core.types import App as TaskQ
 
 __all__ = ["RunResult", "effective_hard_timeout", "exception_name", "make_execution", "run_group"]
 

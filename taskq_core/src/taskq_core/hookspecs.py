@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
+    from taskq_core._registry import Registry
     from taskq_core.broker import Execution
-    from taskq_core.plugins import Registry
-    from taskq_core.task import Task
-    from taskq_core.worker import Worker
+    from taskq_core.types import App as TaskQ
+    from taskq_core.types import TaskView as Task
+    from taskq_core.types import WorkerView as Worker
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 

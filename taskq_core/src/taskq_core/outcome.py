@@ -9,8 +9,8 @@ from taskq_core.broker import Execution, FinishOutcome
 from taskq_core.exceptions import StopRetry, TaskImportError
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
     from taskq_core.task import Task
+    from taskq_core.types import App as TaskQ
 
 __all__ = ["Decision", "decide_retry", "finish_outcome"]
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from taskq_core.exceptions import JobTimeoutException
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
     from taskq_core.broker import Execution
     from taskq_core.task import Task
+    from taskq_core.types import App as TaskQ
 
 __all__ = ["BaseRunner", "DefaultRunner", "hard_timeout"]
 

@@ -20,8 +20,8 @@ from taskq_core.exceptions import QueueFullException, SerializationError, TaskIm
 from taskq_core.states import State
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
     from taskq_core.runners import BaseRunner
+    from taskq_core.types import App as TaskQ
 
 __all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "UNREADABLE", "Task", "normalize_keys", "to_when"]
 

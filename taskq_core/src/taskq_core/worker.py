@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq_core._internal import dotted_parts, from_timestamp, queue_matches
 from taskq_core.broker import Execution, FinishRequest, StoredTask
+from taskq_core.config import DEFAULT_EXECUTOR, _DefaultExecutor
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
@@ -25,15 +26,14 @@ from taskq_core.exceptions import (
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
-from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor
 from taskq_core.outcome import Decision, decide_retry, finish_outcome
 from taskq_core.plugins import call_hook_safely
 from taskq_core.states import State
 from taskq_core.task import Task
 
 if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
     from taskq_core.executors import Executor
+    from taskq_core.types import App as TaskQ
 
 __all__ = ["DEFAULT_EXECUTOR", "Decision", "Worker", "decide_retry"]
 

@@ -10,8 +10,11 @@ from typing import Any, TypeVar
 import click
 
 from taskq_core._internal import import_attribute
+from taskq_core.app import TaskQ
+from taskq_core.exceptions import PluginError, UnknownBrokerError
+from taskq_core.plugins import broker_cli_options, get_broker_entry
 
-__all__ = ["app_options", "make_app", "parse_list"]
+__all__ = ["AppCommand", "app_options", "make_app", "parse_list"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,10 +27,25 @@ def parse_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def app_options(func: F) -> F:
-    """Add ``--broker``, ``--url``, ``--app``, ``-m`` and every broker plugin's options."""
-    from taskq_core.plugins import broker_cli_options
+class AppCommand(click.Command):
+    """A command that takes :func:`app_options` plus every registered broker's
+    options, looked up when the command parses or shows help (not when it is
+    defined, so defining a command loads no plugin)."""
 
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        try:
+            extra = broker_cli_options()
+        except PluginError as exc:
+            raise click.ClickException(str(exc)) from exc
+        own = len(self.params)
+        taken = {id(param) for param in params}
+        return [*params[:own], *(p for p in extra if id(p) not in taken), *params[own:]]
+
+
+def app_options(func: F) -> F:
+    """Add ``--broker``, ``--url``, ``--app`` and ``-m``; with a command of
+    class :class:`AppCommand`, every broker plugin's options come on top."""
     params: list[click.Parameter] = [
         click.Option(
             ["--broker"],
@@ -51,7 +69,6 @@ def app_options(func: F) -> F:
             help="comma-separated modules to import first (tasks, periodic tasks)",
         ),
     ]
-    params.extend(broker_cli_options())
     existing = getattr(func, "__click_params__", [])
     func.__click_params__ = existing + list(reversed(params))  # type: ignore[attr-defined]
     return func
@@ -64,9 +81,6 @@ def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
     as ``flask taskq`` does with its app's) is used as is. An unknown broker
     name or URL scheme is a usage error (exit status 1), not a traceback.
     """
-    from taskq_core.app import TaskQ
-    from taskq_core.exceptions import UnknownBrokerError
-
     ctx = click.get_current_context(silent=True)
     given = ctx.find_object(TaskQ) if ctx is not None else None
     if given is not None:
@@ -80,9 +94,6 @@ def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
 
 
 def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
-    from taskq_core.app import TaskQ
-    from taskq_core.plugins import get_broker_entry
-
     if "" not in sys.path:  # modules of the current directory, as `python -m` does
         sys.path.insert(0, "")
     for module in parse_list(options.pop("modules", None)):

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from taskq_core.cli.common import app_options, make_app, parse_list
+from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
 from taskq_core.exceptions import TaskNotFound
 from taskq_core.states import STATES, State
 
@@ -48,7 +48,7 @@ def _task_dict(task: Any, with_executions: bool = False) -> dict[str, Any]:
     return data
 
 
-@click.command(context_settings=_CTX)
+@click.command(cls=AppCommand, context_settings=_CTX)
 @app_options
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def stats(as_json: bool, **options: Any) -> None:
@@ -67,7 +67,7 @@ def stats(as_json: bool, **options: Any) -> None:
         click.echo("(no tasks)")
 
 
-@click.command(context_settings=_CTX)
+@click.command(cls=AppCommand, context_settings=_CTX)
 @app_options
 @click.argument("queue")
 @click.argument("state", type=_STATE)
@@ -106,7 +106,7 @@ def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **option
         click.echo(f"{task.id}  {info['ts']}  {what}({args})")
 
 
-@click.command(context_settings=_CTX)
+@click.command(cls=AppCommand, context_settings=_CTX)
 @app_options
 @click.argument("queue")
 @click.argument("state", type=_STATE)
@@ -156,7 +156,7 @@ def task(
 
 
 def _single(action: str, help_text: str) -> click.Command:
-    @click.command(name=action, context_settings=_CTX, help=help_text)
+    @click.command(name=action, cls=AppCommand, context_settings=_CTX, help=help_text)
     @app_options
     @click.argument("queue")
     @click.argument("task_ids", nargs=-1, required=True)
@@ -203,7 +203,7 @@ def _progress_shown() -> bool:
     return sys.stderr.isatty()
 
 
-@click.command(name="purge-errors", context_settings=_CTX)
+@click.command(name="purge-errors", cls=AppCommand, context_settings=_CTX)
 @app_options
 @click.option(
     "--older-than",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
-from taskq_core.cli.common import app_options, make_app, parse_list
+from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
+from taskq_core.executors import DEFAULT_EXECUTOR
+from taskq_core.logging import setup_structlog
 
-__all__ = ["run_worker_cli", "run_worker_command", "worker", "worker_options"]
+__all__ = ["COMMANDS", "run_worker_cli", "run_worker_command", "worker", "worker_options"]
 
 
 def worker_options(func: Any) -> Any:
@@ -71,9 +74,6 @@ def worker_options(func: Any) -> Any:
 
 def run_worker_command(app: Any, params: dict[str, Any]) -> None:
     """Set up logging and run ``app``'s worker with the values of :func:`worker_options`."""
-    from taskq_core.logging import setup_structlog
-    from taskq_core.worker import DEFAULT_EXECUTOR
-
     setup_structlog(
         fmt=params["log_format"],
         level=params["log_level"].upper(),
@@ -103,7 +103,7 @@ _WORKER_KEYS = (
 )
 
 
-@click.command(context_settings={"help_option_names": ["--help"]})
+@click.command(cls=AppCommand, context_settings={"help_option_names": ["--help"]})
 @app_options
 @worker_options
 def worker(**params: Any) -> None:
@@ -118,8 +118,6 @@ def worker(**params: Any) -> None:
 @worker_options
 @click.pass_obj
 def _embedded_worker(app: Any, /, modules: str | None, **params: Any) -> None:
-    import importlib
-
     for module in parse_list(modules):
         importlib.import_module(module)
     run_worker_command(app, params)
@@ -128,3 +126,7 @@ def _embedded_worker(app: Any, /, modules: str | None, **params: Any) -> None:
 def run_worker_cli(app: Any, argv: list[str]) -> None:
     """``tq.run_worker_with_args(argv)``: the worker options, with this app."""
     _embedded_worker.main(args=argv, obj=app, standalone_mode=False, prog_name="taskq worker")
+
+
+#: the commands the core plugin adds to ``taskq``
+COMMANDS: list[click.Command] = [worker]

@@ -1,10 +1,7 @@
-"""Executors decide the process model of a run.
+"""The ``fork`` executor: a child process per task group.
 
-``fork`` (the default) runs every task group in a child process: whatever the
-task leaks dies with the child, and the parent keeps heartbeats going and kills
-a child that outlives its hard timeout. ``sync`` runs tasks in the worker's
-own process with a heartbeat thread, and the worker exits after a hard
-timeout (its state is suspect; run it under a supervisor with ``--exit-after``).
+Whatever the task leaks dies with the child; the parent keeps heartbeats
+going and kills a child that outlives its hard timeout.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import select
 import signal
 import struct
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -26,92 +22,16 @@ import taskq_core.runners  # noqa: F401
 from taskq_core import serialization
 from taskq_core.broker import Execution
 from taskq_core.execution import RunResult, effective_hard_timeout, make_execution, run_group
+from taskq_core.executors.base import Executor, ExecutorHost, Heartbeat
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
-    from taskq_core.worker import Worker
 
-__all__ = ["DEFAULT_EXECUTOR", "Executor", "ForkExecutor", "SyncExecutor"]
+__all__ = ["HEADER", "ForkExecutor", "write_frame"]
 
-
-class _DefaultExecutor(str):
-    """``"fork"``, but recognisable as "not chosen by the user"."""
-
-    __slots__ = ()
-
-
-#: the default: ``fork``, or ``sync`` with a broker that cannot fork.
-DEFAULT_EXECUTOR: str = _DefaultExecutor("fork")
-
-Heartbeat = Callable[[], None]
 _JOB_TIMEOUT = "taskq_core.exceptions:JobTimeoutException"
-
-
-class Executor:
-    """Runs a task group and returns one :class:`RunResult` per task."""
-
-    #: the worker exits after a hard timeout (process state is suspect).
-    exit_worker_on_job_timeout = False
-    #: runs tasks in forked processes (impossible with an in-process broker).
-    forks = False
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.tq = worker.tq
-
-    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Called once when the worker stops."""
-
-
-class SyncExecutor(Executor):
-    """Runs tasks in the worker process; a heartbeat thread (one per worker,
-    started on first use) keeps the running tasks alive meanwhile."""
-
-    exit_worker_on_job_timeout = True
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__(worker)
-        self._lock = threading.Lock()
-        self._heartbeat: Heartbeat | None = None
-        self._thread: threading.Thread | None = None
-
-    def _beat_forever(self) -> None:
-        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
-        while True:
-            time.sleep(interval)
-            # holding the lock: a heartbeat never runs after its group finished
-            with self._lock:
-                if self._heartbeat is None:
-                    continue
-                try:
-                    self._heartbeat()
-                except Exception:
-                    self.worker.log.exception("task heartbeat failed")
-
-    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._beat_forever, name="taskq-heartbeat", daemon=True
-            )
-            self._thread.start()
-        with self._lock:
-            self._heartbeat = heartbeat
-        try:
-            return run_group(
-                self.tq,
-                tasks,
-                store_tracebacks=self.worker.store_tracebacks,
-                worker_id=self.worker.id,
-            )
-        finally:
-            with self._lock:
-                self._heartbeat = None
-
-
-_HEADER = struct.Struct("!Q")
+#: the length prefix of a message between a child and its worker.
+HEADER = struct.Struct("!Q")
 
 
 class ForkExecutor(Executor):
@@ -125,7 +45,7 @@ class ForkExecutor(Executor):
 
     forks = True
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: ExecutorHost) -> None:
         super().__init__(worker)
         self._frozen = False
         self._exiting: list[int] = []
@@ -274,10 +194,10 @@ class ForkExecutor(Executor):
                 if not chunk:
                     return None, killed_reason
                 buffer += chunk
-                if len(buffer) >= _HEADER.size:
-                    (size,) = _HEADER.unpack_from(buffer)
-                    if len(buffer) >= _HEADER.size + size and killed_reason is None:
-                        return bytes(buffer[_HEADER.size : _HEADER.size + size]), None
+                if len(buffer) >= HEADER.size:
+                    (size,) = HEADER.unpack_from(buffer)
+                    if len(buffer) >= HEADER.size + size and killed_reason is None:
+                        return bytes(buffer[HEADER.size : HEADER.size + size]), None
             if killed_reason is None and time.time() >= next_beat:
                 try:
                     heartbeat()
@@ -331,7 +251,7 @@ class ForkExecutor(Executor):
 
 def write_frame(fd: int, data: bytes) -> None:
     """Send ``data`` as one length-prefixed message."""
-    view = memoryview(_HEADER.pack(len(data)) + data)
+    view = memoryview(HEADER.pack(len(data)) + data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -366,17 +286,3 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-class _PoolFactory:
-    """Builds :class:`taskq_core.pool.PoolExecutor` (imported when used)."""
-
-    forks = True
-
-    def __call__(self, worker: Worker) -> Executor:
-        from taskq_core.pool import PoolExecutor
-
-        return PoolExecutor(worker)
-
-
-EXECUTORS: dict[str, Any] = {"fork": ForkExecutor, "sync": SyncExecutor, "pool": _PoolFactory()}

@@ -16,16 +16,14 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from taskq_core import serialization
 from taskq_core.broker import StoredTask
-from taskq_core.executors import _HEADER, ForkExecutor, write_frame
+from taskq_core.executors.base import ExecutorHost
+from taskq_core.executors.fork import HEADER, ForkExecutor, write_frame
 from taskq_core.states import State
-
-if TYPE_CHECKING:
-    from taskq_core.task import Task
-    from taskq_core.worker import Worker
+from taskq_core.task import Task
 
 __all__ = ["PoolExecutor"]
 
@@ -41,10 +39,10 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 
 def _read_frame(fd: int) -> bytes | None:
-    header = _read_exact(fd, _HEADER.size)
+    header = _read_exact(fd, HEADER.size)
     if header is None:
         return None
-    (size,) = _HEADER.unpack(header)
+    (size,) = HEADER.unpack(header)
     return _read_exact(fd, size)
 
 
@@ -71,7 +69,7 @@ class PoolExecutor(ForkExecutor):
     """Runs task groups in one reused child process (replaced after
     ``POOL_MAX_TASKS_PER_CHILD`` tasks, or when it dies or is killed)."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: ExecutorHost) -> None:
         super().__init__(worker)
         self._pid: int | None = None
         self._to_child: int | None = None
@@ -138,8 +136,6 @@ class PoolExecutor(ForkExecutor):
         self._in_child(lambda: self._serve_requests(requests_fd, results_fd))
 
     def _serve_requests(self, requests_fd: int, results_fd: int) -> None:
-        from taskq_core.task import Task
-
         while (frame := _read_frame(requests_fd)) is not None:
             tasks = []
             for item in serialization.unpack(frame):
