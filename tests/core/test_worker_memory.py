@@ -28,10 +28,10 @@ from taskq_core import (
     hookimpl,
     periodic,
 )
-from taskq_core._internal import queue_matches
 from taskq_core.broker import Execution
 from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.plugins import get_plugin_manager
+from taskq_core.queues import queue_matches
 
 
 @pytest.fixture(autouse=True)

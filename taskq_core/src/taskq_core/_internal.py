@@ -1,23 +1,14 @@
-"""Small helpers shared by the core: dotted paths, queue names, time."""
+"""Small helpers shared by the core: dotted paths and time."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from taskq_core.exceptions import TaskImportError
 
-__all__ = [
-    "dotted_parts",
-    "from_timestamp",
-    "import_attribute",
-    "queue_matches",
-    "queue_root",
-    "serialize_func",
-    "to_timestamp",
-]
+__all__ = ["from_timestamp", "import_attribute", "serialize_func", "to_timestamp"]
 
 
 def serialize_func(func: Any, *, what: str = "task function") -> str:
@@ -63,39 +54,6 @@ def import_attribute(path: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise TaskImportError(f"cannot import {path!r}: {exc}") from exc
     return obj
-
-
-def dotted_parts(queue: str) -> Iterator[str]:
-    """``"a.b.c"`` -> ``"a"``, ``"a.b"``, ``"a.b.c"``."""
-    parts = queue.split(".")
-    for i in range(1, len(parts) + 1):
-        yield ".".join(parts[:i])
-
-
-def queue_root(queue: str) -> str:
-    """The first part of a queue name (``"email"`` for ``"email.incoming.X"``)."""
-    return queue.split(".", 1)[0]
-
-
-def queue_matches(
-    queue: str, only: Iterable[str] | None = None, exclude: Iterable[str] | None = None
-) -> bool:
-    """Whether a worker with these include/exclude lists processes ``queue``.
-
-    The most specific part of the name decides; at one level, exclude beats
-    include; a prefix that is not a whole part (``a`` for ``ab``) never matches.
-    With no include list every queue not excluded matches.
-    """
-    if isinstance(only, str) or isinstance(exclude, str):
-        raise TypeError("queue lists must be iterables of queue names, not a string")
-    only_set = set(only or ())
-    exclude_set = set(exclude or ())
-    for part in reversed(list(dotted_parts(queue))):
-        if part in exclude_set:
-            return False
-        if part in only_set:
-            return True
-    return not only_set
 
 
 def to_timestamp(value: dt.datetime) -> float:

@@ -10,13 +10,14 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 import structlog
 
-from taskq_core._internal import queue_matches, serialize_func, to_timestamp
+from taskq_core._internal import serialize_func, to_timestamp
 from taskq_core.broker import Broker, EnqueueRequest
 from taskq_core.config import DEFAULT_EXECUTOR, validate_config
 from taskq_core.context import current
 from taskq_core.exceptions import ConfigError
 from taskq_core.logging import setup_structlog as _setup_structlog
 from taskq_core.plugins import call_hook_safely, get_registry, make_broker
+from taskq_core.queues import queue_matches
 from taskq_core.retry import serialize_retry_method
 from taskq_core.schedule import serialize_schedule
 from taskq_core.states import STATES, State

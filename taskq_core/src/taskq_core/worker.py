@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq_core._internal import dotted_parts, from_timestamp, queue_matches
+from taskq_core._internal import from_timestamp
 from taskq_core.broker import Execution, FinishRequest, StoredTask
 from taskq_core.config import DEFAULT_EXECUTOR, _DefaultExecutor
 from taskq_core.exceptions import (
@@ -28,6 +28,7 @@ from taskq_core.exceptions import (
 from taskq_core.execution import RunResult, exception_name, make_execution
 from taskq_core.outcome import Decision, decide_retry, finish_outcome
 from taskq_core.plugins import call_hook_safely
+from taskq_core.queues import dotted_parts, queue_matches
 from taskq_core.states import State
 from taskq_core.task import Task
 

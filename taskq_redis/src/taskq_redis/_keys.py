@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskq_core.queues import queue_root as root_of
 from taskq_core.states import State
 
 __all__ = ["STATE_NUMBERS", "Layout", "QueueKeys", "root_of", "root_tag"]
@@ -23,11 +24,6 @@ STATE_NUMBERS: dict[State, int] = {
     State.ERROR: 4,
 }
 _INDEX_ORDER = (State.QUEUED, State.SCHEDULED, State.ACTIVE, State.ERROR)
-
-
-def root_of(queue: str) -> str:
-    """The root of a queue name: the part before the first dot."""
-    return queue.split(".", 1)[0]
 
 
 def root_tag(root: str) -> str:

@@ -10,16 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskq_core.queues import queue_root
+
 if TYPE_CHECKING:
     from taskq_core.broker import Execution
     from taskq_core.task import Task
 
 __all__ = ["Report", "build_report", "exception_class", "fingerprint", "queue_root", "title"]
-
-
-def queue_root(queue: str) -> str:
-    """``"email"`` for ``"email.CUSTOMER1"``: subqueues group with their root."""
-    return queue.split(".", 1)[0]
 
 
 def exception_class(exception_name: str) -> str:

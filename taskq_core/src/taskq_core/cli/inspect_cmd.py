@@ -14,6 +14,7 @@ import click
 
 from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
 from taskq_core.exceptions import TaskNotFound
+from taskq_core.queues import queue_matches
 from taskq_core.states import STATES, State
 
 __all__ = ["COMMANDS"]
@@ -222,7 +223,6 @@ def purge_errors(
     **options: Any,
 ) -> None:
     """Delete tasks in the error state."""
-    from taskq_core._internal import queue_matches
 
     app = make_app(options)
     before_ts = None
