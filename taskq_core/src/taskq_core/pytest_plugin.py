@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from taskq_core.app import TaskQ
+from taskq_core.app import PERIODIC_TASKS, TaskQ
+from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.testing import run_tasks
 
 __all__ = ["taskq_app", "taskq_run"]
 
@@ -22,9 +24,6 @@ __all__ = ["taskq_app", "taskq_run"]
 @pytest.fixture
 def taskq_app() -> Iterator[TaskQ]:
     """A ``TaskQ`` on a fresh memory broker (tasks run in this process)."""
-    from taskq_core.app import PERIODIC_TASKS
-    from taskq_core.brokers.memory import MemoryBroker
-
     periodic = dict(PERIODIC_TASKS)
     broker = MemoryBroker()
     yield TaskQ(broker=broker)
@@ -37,7 +36,6 @@ def taskq_app() -> Iterator[TaskQ]:
 @pytest.fixture
 def taskq_run() -> Callable[..., int]:
     """``taskq_run(tq, raise_on_errors=True, **worker_options) -> int``: run queued tasks."""
-    from taskq_core.testing import run_tasks
 
     def run(tq: TaskQ, raise_on_errors: bool = True, **options: Any) -> int:
         return run_tasks(tq, raise_on_errors=raise_on_errors, **options)

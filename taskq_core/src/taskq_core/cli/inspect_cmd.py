@@ -16,6 +16,7 @@ from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
 from taskq_core.exceptions import TaskNotFound
 from taskq_core.queues import queue_matches
 from taskq_core.states import STATES, State
+from taskq_core.task import Task
 
 __all__ = ["COMMANDS"]
 
@@ -83,8 +84,6 @@ def stats(as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **options: Any) -> None:
     """List the tasks of QUEUE in STATE, oldest first (paged with --skip/--limit)."""
-    from taskq_core.task import Task
-
     app = make_app(options)
     total, found = Task.tasks_from_queue(app, queue, state, skip=skip, limit=limit)
     if as_json:
@@ -125,8 +124,6 @@ def task(
     queue: str, state: str, task_id: str, n_executions: int, as_json: bool, **options: Any
 ) -> None:
     """Show one task with its executions and tracebacks."""
-    from taskq_core.task import Task
-
     app = make_app(options)
     try:
         found = Task.from_id(app, queue, state, task_id, load_executions=n_executions)
@@ -162,8 +159,6 @@ def _single(action: str, help_text: str) -> click.Command:
     @click.argument("queue")
     @click.argument("task_ids", nargs=-1, required=True)
     def command(queue: str, task_ids: tuple[str, ...], **options: Any) -> None:
-        from taskq_core.task import Task
-
         app = make_app(options)
         state = {"retry": State.ERROR, "delete": State.ERROR, "cancel": State.SCHEDULED}[action]
         failed = 0

@@ -9,20 +9,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from taskq_core.app import TaskQ
 from taskq_core.states import State
-
-if TYPE_CHECKING:
-    from taskq_core.app import TaskQ
+from taskq_core.task import Task
+from taskq_core.worker import Worker
 
 __all__ = ["check_retry_policy", "error_tasks", "run_tasks"]
 
 
 def error_tasks(tq: TaskQ) -> list[Any]:
     """Every task currently in ``error``, with its latest execution loaded."""
-    from taskq_core.task import Task
-
     found = []
     for queue in sorted(tq.broker.queues(State.ERROR)):
         _, tasks = Task.tasks_from_queue(tq, queue, State.ERROR, limit=100_000, load_executions=1)
@@ -37,8 +35,6 @@ def run_tasks(tq: TaskQ, raise_on_errors: bool = True, **worker_options: Any) ->
     With ``raise_on_errors`` an ``AssertionError`` lists the tracebacks of tasks
     that ended in ``error`` during the run.
     """
-    from taskq_core.worker import Worker
-
     before = {(t.queue, t.id) for t in error_tasks(tq)}
     worker = Worker(tq, **worker_options)
     worker.run(burst=True)
@@ -59,6 +55,7 @@ def run_tasks(tq: TaskQ, raise_on_errors: bool = True, **worker_options: Any) ->
 
 def __getattr__(name: str) -> Any:
     if name == "check_retry_policy":
+        # hypothesis is an optional dependency: loaded when this is asked for
         from taskq_core.testing.policies import check_retry_policy
 
         return check_retry_policy
