@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from taskq_core.exceptions import QueueFullException
+from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import State
 
 __all__ = [
@@ -286,6 +286,22 @@ class Broker(abc.ABC):
         """Like :meth:`finish` for a task whose worker was lost, but only if its
         heartbeat is still before ``older_than`` (transitions
         ``requeue_expired``/``fail_expired``). Returns whether it moved."""
+
+    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
+        """Remove ``task_id`` from ``active`` if its heartbeat is before
+        ``older_than`` and its data is missing (an id left behind by data lost
+        outside taskq: there is no task to recover). Returns whether it was
+        removed; an id whose data is there (again) is left alone.
+
+        Not a transition of the state table: no task moves. This default
+        checks with :meth:`get_task`, then removes with :meth:`recover_expired`
+        (``done``); a broker should override it to do both in one atomic step.
+        """
+        try:
+            self.get_task(queue, State.ACTIVE, task_id)
+        except TaskNotFound:
+            return self.recover_expired(queue, task_id, older_than, "done")
+        return False
 
     @abc.abstractmethod
     def move_due(self, queue: str, limit: int) -> int:

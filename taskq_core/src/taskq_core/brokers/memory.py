@@ -450,6 +450,16 @@ class MemoryBroker(Broker):
             )
             return True
 
+    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
+        """Remove an expired active id whose data is missing; see
+        :meth:`Broker.drop_expired_missing`."""
+        with self._lock:
+            entry = self._entry(State.ACTIVE, queue, task_id)
+            if entry is None or entry[0] >= older_than or (queue, task_id) in self._data:
+                return False
+            self._remove(State.ACTIVE, queue, task_id)
+            return True
+
     def move_due(self, queue: str, limit: int) -> int:
         """Move scheduled tasks due by now to ``queued``, keeping due-time order."""
         with self._lock:

@@ -1525,6 +1525,65 @@ class BrokerContractTests:
         assert broker.recover_expired(Q, "lost", broker.time() + 1, "done")
         assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)
 
+    def test_drop_expired_missing_removes_only_lost_expired_ids(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """drop_expired_missing removes an expired active id whose data is
+        missing and returns True; it leaves alone (False) an id whose data is
+        there, one whose heartbeat is not before ``older_than``, and ids that
+        are not active."""
+        drop = self._need_drop(drop_task_data)
+        lost = _activate(broker, "lost")
+        _activate(broker, "kept")
+        broker.enqueue(_req("queued"))
+        drop(broker, Q, "lost")
+        drop(broker, Q, "queued")
+        assert not broker.drop_expired_missing(Q, "lost", lost.ts)
+        assert not broker.drop_expired_missing(Q, "kept", broker.time() + 1)
+        assert not broker.drop_expired_missing(Q, "queued", broker.time() + 1)
+        assert not broker.drop_expired_missing(Q, "unknown", broker.time() + 1)
+        assert _states_of(broker, Q, "lost") == {State.ACTIVE}
+        assert broker.drop_expired_missing(Q, "lost", broker.time() + 1)
+        assert _states_of(broker, Q, "lost") == set()
+        assert not broker.drop_expired_missing(Q, "lost", broker.time() + 1)
+        assert broker.expired_tasks(broker.time() + 1, 10) == [(Q, "kept")]
+        assert broker.get_task(Q, State.ACTIVE, "kept").payload == _payload("kept")
+        assert broker.queue_sizes(Q)[State.QUEUED] == 1
+
+    def test_drop_expired_missing_refuses_once_data_is_back(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """A unique task enqueued again after its running copy lost its data has
+        data again: drop_expired_missing leaves it, and the lost run is then
+        recovered as usual."""
+        drop = self._need_drop(drop_task_data)
+        _activate(broker, "u", unique=True)
+        drop(broker, Q, "u")
+        broker.enqueue(_req("u", unique=True, payload=b"again"))
+        assert not broker.drop_expired_missing(Q, "u", broker.time() + 1)
+        assert _states_of(broker, Q, "u") == {State.ACTIVE, State.QUEUED}
+        assert broker.recover_expired(Q, "u", broker.time() + 1, "requeue")
+        assert _states_of(broker, Q, "u") == {State.QUEUED}
+        assert broker.get_task(Q, State.QUEUED, "u").payload == b"again"
+
+    def test_unique_reenqueue_gives_a_pending_id_its_data_again(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """A unique task enqueued again while its pending id has lost its data
+        gets the new payload, in the same place; a request that is not
+        unique leaves the id without data."""
+        drop = self._need_drop(drop_task_data)
+        first = broker.enqueue(_req("u", unique=True))
+        broker.enqueue(_req("v"))
+        drop(broker, Q, "u")
+        assert not broker.enqueue(_req("u", payload=b"plain")).created
+        assert broker.list_tasks(Q, State.QUEUED)[1][0].missing
+        again = broker.enqueue(_req("u", unique=True, payload=b"again"))
+        assert not again.created
+        assert again.ts == first.ts
+        assert broker.get_task(Q, State.QUEUED, "u").payload == b"again"
+        assert _ids(broker.pop(Q, 2, "w1", FAR)) == ["u", "v"]
+
     def test_cancel_and_delete_clear_ids_with_missing_data(
         self, broker: Broker, drop_task_data: DropTaskData | None
     ) -> None:
