@@ -36,7 +36,7 @@ class TestMemoryContract(BrokerContractTests):
         return _drop
 
 
-TestMemoryStateful = make_broker_state_machine(MemoryBroker).TestCase
+TestMemoryStateful = make_broker_state_machine(MemoryBroker, _drop).TestCase
 TestMemoryStateful.settings = settings(
     max_examples=100,
     stateful_step_count=50,
@@ -76,7 +76,7 @@ def _req(task_id: str, queue: str = "q", **options: Any) -> EnqueueRequest:
 def test_state_machine_exercises_every_transition() -> None:
     """The stateful test's model performs every transition of the table (a
     fixed-seed run, so that the check is repeatable)."""
-    machine = make_broker_state_machine(MemoryBroker)
+    machine = make_broker_state_machine(MemoryBroker, _drop)
     run_state_machine_as_test(
         machine,
         settings=settings(

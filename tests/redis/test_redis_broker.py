@@ -402,6 +402,7 @@ def test_every_script_runs_on_one_slot(
     b.retry_from_error(queue, "a")
     b.pop(queue, 1, "w1", FAR)
     b.recover_expired(queue, "a", b.time() + 1, "error")
+    b.drop_expired_missing(queue, "a", b.time() + 1)
     b.delete(queue, "a")
     b.update_scheduled_time(queue, "s", b.time() + 1)
     b.cancel(queue, "s")

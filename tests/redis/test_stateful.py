@@ -7,6 +7,7 @@ import os
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
+from redis_helpers import drop_task_data
 
 from taskq_core.broker import Broker
 from taskq_core.states import Transition
@@ -16,14 +17,15 @@ from taskq_redis import RedisBroker
 
 def test_redis_broker_follows_the_model(redis_url: str, redis_client: redis.Redis) -> None:
     """Random sequences of operations keep the Redis broker equal to the model
-    (no task lost or duplicated, only allowed twin pairs, same scores,
-    payloads and records)."""
+    (no task lost or duplicated, only allowed twin combinations, same scores,
+    scheduled_at, payloads and records), also after task data is deleted
+    behind the broker's back."""
 
     def fresh_broker() -> Broker:
         redis_client.flushall()
         return RedisBroker(url=redis_url)
 
-    machine = stateful.make_broker_state_machine(fresh_broker)
+    machine = stateful.make_broker_state_machine(fresh_broker, drop_task_data)
     run_state_machine_as_test(
         machine,
         settings=settings(

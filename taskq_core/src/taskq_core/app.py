@@ -353,7 +353,9 @@ class TaskQ:
         last_execution_before: dt.datetime | None = None,
         limit: int | None = None,
     ) -> int:
-        """Delete tasks in ``error`` (all matching ones when ``limit`` is None)."""
+        """Delete tasks in ``error`` (all matching ones when ``limit`` is None),
+        oldest failure first. ``last_execution_before`` keeps the tasks that
+        failed at or after it: the bound is exclusive."""
         if limit is not None and limit <= 0:
             raise ValueError("limit must be positive or None")
         only = queues or self.config["ONLY_QUEUES"]

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from taskq_core.exceptions import QueueFullException
+from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import State
 
 __all__ = [
@@ -57,14 +57,19 @@ class EnqueueRequest:
         means ``queued`` now, later means ``scheduled``.
     :param priority: higher runs first; FIFO within one priority.
     :param unique: if a pending copy (``queued``/``scheduled``) exists already,
-        nothing changes (its payload and due time are kept) and the result
-        says ``existed``.
+        it keeps its place (state, due time or queued position, priority,
+        ``scheduled_at``, ``time_last_queued``), the payload is replaced by
+        this request's (the arguments of the latest enqueue win), and the
+        result has ``created=False``. A request that is not unique and finds
+        a pending copy of its id changes nothing.
     :param max_queue_size: refuse (``QueueFullException``) when
         ``queued + scheduled + active`` of the queue is already this many;
-        checked atomically with the insert.
+        checked atomically with the insert (before the uniqueness check).
 
-    The broker stores ``scheduled_at`` (``when``, or its now) and
-    ``time_last_queued`` (its now) beside the payload.
+    The broker stores ``scheduled_at`` and ``time_last_queued`` beside the
+    payload. ``time_last_queued`` is its now; ``scheduled_at`` is the due
+    time: ``when`` when the task is scheduled, else the broker's now, the time
+    it was actually queued (a past ``when`` is not kept).
     """
 
     id: str
@@ -185,7 +190,9 @@ class Broker(abc.ABC):
         already ``active`` is moved to ``scheduled`` at now + ``defer_seconds``
         (or its existing earlier time) instead and is not returned. An id
         whose data is missing is dropped from the queue and not returned.
-        Returned tasks carry their payload and ``executions_count``.
+        An ``error`` copy of a popped task stays in ``error``, with its
+        failure time and records. Returned tasks carry their payload and
+        ``executions_count``.
         """
 
     @abc.abstractmethod
@@ -216,10 +223,12 @@ class Broker(abc.ABC):
         count incremented; records beyond ``max_stored_executions`` (oldest
         first) are dropped, the count is not. On ``done`` the task's data and
         records are deleted unless a pending twin or an ``error`` copy still
-        needs them (then only the records of the successful run are reset,
-        except when an error copy exists). ``requeue`` with ``when`` in the
-        future and ``retry`` use the earlier of ``when`` and an existing
-        pending twin's due time.
+        needs them (then the records are reset, except when an error copy
+        exists: an error entry and its records stay until it is retried,
+        deleted or purged). ``error`` on a task that is already in ``error``
+        leaves one error copy, whose failure time becomes now. ``requeue``
+        with ``when`` in the future and ``retry`` use the earlier of ``when``
+        and an existing pending twin's due time.
 
         Returns ``False`` (and changes nothing) when the task is not active or
         is owned by another worker.
@@ -277,6 +286,22 @@ class Broker(abc.ABC):
         """Like :meth:`finish` for a task whose worker was lost, but only if its
         heartbeat is still before ``older_than`` (transitions
         ``requeue_expired``/``fail_expired``). Returns whether it moved."""
+
+    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
+        """Remove ``task_id`` from ``active`` if its heartbeat is before
+        ``older_than`` and its data is missing (an id left behind by data lost
+        outside taskq: there is no task to recover). Returns whether it was
+        removed; an id whose data is there (again) is left alone.
+
+        Not a transition of the state table: no task moves. This default
+        checks with :meth:`get_task`, then removes with :meth:`recover_expired`
+        (``done``); a broker should override it to do both in one atomic step.
+        """
+        try:
+            self.get_task(queue, State.ACTIVE, task_id)
+        except TaskNotFound:
+            return self.recover_expired(queue, task_id, older_than, "done")
+        return False
 
     @abc.abstractmethod
     def move_due(self, queue: str, limit: int) -> int:
@@ -386,7 +411,9 @@ class Broker(abc.ABC):
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
         """Delete up to ``limit`` (``None``: all) tasks of ``queue`` in
         ``error`` that failed before ``older_than`` (``None``: any time),
-        including ids whose data is missing. Returns how many were deleted."""
+        oldest first, including ids whose data is missing. ``older_than`` is
+        exclusive: a task whose failure time (its ``error`` score) equals it
+        is kept. Returns how many were deleted."""
 
     def iter_queues(self, states: Iterable[State]) -> set[str]:
         """Union of :meth:`queues` over ``states``."""

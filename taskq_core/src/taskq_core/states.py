@@ -7,7 +7,14 @@ that brokers and tests both read.
 A *unique* task (its id is a hash of its queue, function and arguments) may
 additionally have one pending copy (``queued`` or ``scheduled``) while its
 twin is ``active`` or in ``error``: that is how a periodic task's next period
-waits while the current one runs.
+waits while the current one runs. An ``error`` copy stays until it is retried,
+deleted or purged, so a unique task may also be ``active`` and in ``error``
+(with or without a pending copy); all its copies share one payload and one
+list of execution records.
+
+An id whose data was lost outside taskq is not a task: brokers drop such ids
+(``pop``, :meth:`~taskq_core.broker.Broker.drop_expired_missing`, purges)
+without a transition.
 """
 
 from __future__ import annotations

@@ -313,6 +313,10 @@ class Task:
 
     @property
     def priority(self) -> int:
+        """The priority the task runs with: a loaded task's is the broker's (a
+        unique task enqueued again keeps its place, priority included)."""
+        if self._stored is not None and self._state is not None and not self._stored.missing:
+            return self._stored.priority
         return int(self._data.get("priority", 0))
 
     @property
@@ -386,7 +390,9 @@ class Task:
             payload=payload,
             ts=result.ts,
             priority=self.priority,
-            scheduled_at=due if due is not None else result.ts,
+            # the due time: a past `when` is not kept (decision 14), and a
+            # unique task already pending keeps its time (decision 15)
+            scheduled_at=result.ts,
             time_last_queued=time.time(),
         )
         if result.created:

@@ -344,11 +344,30 @@ class Worker:
         broker = self.tq.broker
         older_than = broker.time() - float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         batch = int(self.tq.config["REQUEUE_EXPIRED_TASKS_BATCH_SIZE"])
-        for queue, task_id in broker.expired_tasks(older_than, batch):
+        while True:
+            expired = broker.expired_tasks(older_than, batch)
+            dropped = self._recover_expired(expired, older_than)
+            # ids whose data was lost leave active: look again, so that a
+            # batch of them never holds up the other expired tasks
+            if not dropped or len(expired) < batch:
+                return
+
+    def _recover_expired(self, expired: list[tuple[str, str]], older_than: float) -> int:
+        """Recover these expired tasks; returns how many ids without data it
+        removed from ``active``."""
+        broker = self.tq.broker
+        dropped = 0
+        for queue, task_id in expired:
             try:
                 stored = broker.get_task(queue, State.ACTIVE, task_id)
             except TaskNotFound:
-                self.log.warning("not found", queue=queue, task_id=task_id)
+                if broker.drop_expired_missing(queue, task_id, older_than):
+                    dropped += 1
+                    self.log.warning(
+                        "removed expired task whose data is missing",
+                        queue=queue,
+                        task_id=task_id,
+                    )
                 continue
             task = Task._from_stored(self.tq, stored)
             record = make_execution(
@@ -378,6 +397,7 @@ class Worker:
                     task_id=task_id,
                 )
                 self._report(task, record, decision)
+        return dropped
 
     # -- periodic tasks -----------------------------------------------------------------
     def _queue_periodic_tasks(self) -> None:

@@ -22,6 +22,7 @@ QUEUE_SCRIPTS = (
     "pop",
     "finish",
     "recover_expired",
+    "drop_expired_missing",
     "heartbeat",
     "move_due",
     "cancel",

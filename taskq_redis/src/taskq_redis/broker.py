@@ -452,6 +452,13 @@ class RedisBroker(Broker):
         )
         return bool(self._one(call))
 
+    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
+        """One script: the heartbeat and missing-data checks and the removal."""
+        call = self._queue_call(
+            "drop_expired_missing", self.layout.queue(queue), task_id, _num(older_than)
+        )
+        return bool(self._one(call))
+
     def move_due(self, queue: str, limit: int) -> int:
         if limit <= 0:
             return 0

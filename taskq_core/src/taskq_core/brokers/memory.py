@@ -249,6 +249,9 @@ class MemoryBroker(Broker):
         if pending is not None:
             entry = self._entry(pending, queue, task_id)
             assert entry is not None
+            if request.unique:
+                # keep the pending copy's place; store the latest payload
+                self._replace_payload(queue, task_id, request, entry[0], now)
             return EnqueueResult(task_id, pending, created=False, ts=entry[0])
         when = request.when
         if when is None or when <= now:
@@ -259,7 +262,7 @@ class MemoryBroker(Broker):
         self._data[(queue, task_id)] = _TaskData(
             payload=bytes(request.payload),
             priority=request.priority,
-            scheduled_at=when if when is not None else now,
+            scheduled_at=score,
             time_last_queued=now,
             executions=old.executions if old is not None else [],
             executions_count=old.executions_count if old is not None else 0,
@@ -268,6 +271,21 @@ class MemoryBroker(Broker):
         if state is State.QUEUED:
             self._announce(queue)
         return EnqueueResult(task_id, state, created=True, ts=score)
+
+    def _replace_payload(
+        self, queue: str, task_id: str, request: EnqueueRequest, score: float, now: float
+    ) -> None:
+        data = self._data.get((queue, task_id))
+        if data is not None:
+            data.payload = bytes(request.payload)
+            return
+        # the pending id had lost its data: it gets data again
+        self._data[(queue, task_id)] = _TaskData(
+            payload=bytes(request.payload),
+            priority=request.priority,
+            scheduled_at=score,
+            time_last_queued=now,
+        )
 
     # -- worker side ------------------------------------------------------------
     def pop(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> list[StoredTask]:
@@ -291,8 +309,7 @@ class MemoryBroker(Broker):
                     # copy is never also scheduled, so there is no earlier time)
                     self._add(State.SCHEDULED, queue, task_id, now + defer_seconds)
                     continue
-                # an older failed copy is superseded by this run
-                self._remove(State.ERROR, queue, task_id)
+                # an error copy of the id stays in error (API decision 16)
                 self._add(State.ACTIVE, queue, task_id, now)
                 self._owners[key] = worker_id
                 entry = self._entry(State.ACTIVE, queue, task_id)
@@ -431,6 +448,16 @@ class MemoryBroker(Broker):
                 execution=execution,
                 max_stored_executions=max_stored_executions,
             )
+            return True
+
+    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
+        """Remove an expired active id whose data is missing; see
+        :meth:`Broker.drop_expired_missing`."""
+        with self._lock:
+            entry = self._entry(State.ACTIVE, queue, task_id)
+            if entry is None or entry[0] >= older_than or (queue, task_id) in self._data:
+                return False
+            self._remove(State.ACTIVE, queue, task_id)
             return True
 
     def move_due(self, queue: str, limit: int) -> int:
@@ -636,7 +663,7 @@ class MemoryBroker(Broker):
             data.scheduled_at = when
 
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
-        """Delete tasks in error that failed at or before ``older_than``."""
+        """Delete tasks in error that failed before ``older_than`` (exclusive)."""
         if limit is not None and limit <= 0:
             raise ValueError(f"limit must be positive or None, not {limit!r}")
         with self._lock:
@@ -644,7 +671,7 @@ class MemoryBroker(Broker):
             victims = sorted(
                 (entry, task_id)
                 for task_id, entry in entries.items()
-                if older_than is None or entry[0] <= older_than
+                if older_than is None or entry[0] < older_than
             )
             if limit is not None:
                 victims = victims[:limit]

@@ -205,7 +205,7 @@ def _progress_shown() -> bool:
     "--older-than",
     metavar="DURATION",
     callback=_duration_option,
-    help="only tasks that failed at least this long ago (90s, 15m, 6h, 7d, 2w)",
+    help="only tasks that failed more than this long ago (90s, 15m, 6h, 7d, 2w)",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="delete at most this many")
 @click.option("-q", "--queues", metavar="QUEUES", help="only these queues (and subqueues)")

@@ -28,6 +28,7 @@ the past). They sleep only where a TTL must run out, for well under a second.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -266,16 +267,21 @@ class BrokerContractTests:
 
     def test_enqueue_past_when_is_queued_now(self, broker: Broker) -> None:
         """A ``when`` not after the broker's now queues the task at now (not at
-        ``when``); scheduled_at keeps the requested time."""
+        ``when``), and scheduled_at is that now: the time it was actually
+        queued, not the requested past time (API decision 14), by enqueue and
+        enqueue_many alike."""
         before = broker.time()
-        when = before - 60
-        result = broker.enqueue(_req("a", when=when))
+        result = broker.enqueue(_req("a", when=before - 60))
+        (many,) = broker.enqueue_many([_req("b", when=before - 3600)])
+        at_now = broker.enqueue(_req("c", when=broker.time()))
         after = broker.time()
-        assert result.state is State.QUEUED
-        assert _between(result.ts, before, after)
-        task = broker.get_task(Q, State.QUEUED, "a")
-        assert task.scheduled_at == when
-        assert _between(task.time_last_queued, before, after)
+        for task_id, queued in (("a", result), ("b", many), ("c", at_now)):
+            assert queued.state is State.QUEUED, task_id
+            assert _between(queued.ts, before, after), task_id
+            task = broker.get_task(Q, State.QUEUED, task_id)
+            assert task.ts == queued.ts, task_id
+            assert task.scheduled_at == queued.ts, task_id
+            assert _between(task.time_last_queued, before, after), task_id
 
     def test_enqueue_future_is_scheduled_at_when(self, broker: Broker) -> None:
         """A future ``when`` schedules the task with exactly that score."""
@@ -304,34 +310,59 @@ class BrokerContractTests:
         for task_id, payload in payloads.items():
             assert broker.get_task(Q, State.QUEUED, task_id).payload == payload
 
-    def test_enqueue_unique_existing_queued_changes_nothing(self, broker: Broker) -> None:
-        """Enqueueing a unique task that is already queued keeps its payload and
-        score and reports created=False with the existing state and score."""
+    def test_enqueue_unique_existing_queued_keeps_place_takes_payload(self, broker: Broker) -> None:
+        """Enqueueing a unique task that is already queued keeps its place (score,
+        priority, order among the others, scheduled_at) and stores the new
+        payload (API decision 15); the result says created=False with the
+        existing state and score."""
         first = broker.enqueue(_req("u", unique=True, payload=b"first"))
+        broker.enqueue(_req("v"))
         second = broker.enqueue(_req("u", unique=True, payload=b"second", priority=9))
         assert not second.created
         assert second.state is State.QUEUED
         assert second.ts == first.ts
         task = broker.get_task(Q, State.QUEUED, "u")
-        assert task.payload == b"first"
+        assert task.payload == b"second"
         assert task.priority == 0
-        assert broker.queue_sizes(Q)[State.QUEUED] == 1
+        assert task.ts == first.ts
+        assert task.scheduled_at == first.ts
+        assert task.time_last_queued == first.ts
+        assert broker.queue_sizes(Q)[State.QUEUED] == 2
+        assert _ids(broker.pop(Q, 2, "w1", FAR)) == ["u", "v"]
 
     def test_enqueue_unique_existing_scheduled_keeps_due_time(self, broker: Broker) -> None:
         """A unique task that is scheduled stays at its due time when enqueued
-        again, whether the new ``when`` is earlier, later or now."""
+        again, whether the new ``when`` is earlier, later or now; it takes the
+        latest payload, and scheduled_at still agrees with the due time (API
+        decision 15)."""
         when = broker.time() + FAR
         broker.enqueue(_req("u", unique=True, when=when, payload=b"first"))
-        for new_when in (when - 500, when + 500, None):
-            result = broker.enqueue(_req("u", unique=True, when=new_when, payload=b"other"))
+        for number, new_when in enumerate((when - 500, when + 500, None)):
+            payload = f"call {number}".encode()
+            result = broker.enqueue(_req("u", unique=True, when=new_when, payload=payload))
             assert not result.created
             assert result.state is State.SCHEDULED
             assert result.ts == when
-        task = broker.get_task(Q, State.SCHEDULED, "u")
-        assert task.ts == when
-        assert task.scheduled_at == when
-        assert task.payload == b"first"
+            task = broker.get_task(Q, State.SCHEDULED, "u")
+            assert task.ts == when
+            assert task.scheduled_at == when
+            assert task.payload == payload
         assert _states_of(broker, Q, "u") == {State.SCHEDULED}
+
+    def test_enqueue_unique_pending_with_error_copy_takes_payload(self, broker: Broker) -> None:
+        """Re-enqueueing a unique task that is pending next to its error copy
+        stores the new payload (shared by both copies) and keeps the records
+        and both copies' times."""
+        _fail(broker, "u", unique=True)
+        failed = broker.get_task(Q, State.ERROR, "u")
+        when = broker.time() + FAR
+        broker.enqueue(_req("u", unique=True, when=when, payload=b"second"))
+        result = broker.enqueue(_req("u", unique=True, payload=b"third"))
+        assert not result.created
+        assert result.ts == when
+        assert broker.get_task(Q, State.SCHEDULED, "u").payload == b"third"
+        assert broker.get_task(Q, State.ERROR, "u").ts == failed.ts
+        assert broker.executions_count(Q, "u") == 1
 
     def test_enqueue_existing_id_not_unique_changes_nothing(self, broker: Broker) -> None:
         """A non-unique request with the id of a pending task changes nothing either."""
@@ -454,13 +485,15 @@ class BrokerContractTests:
         assert broker.get_task(OTHER, State.QUEUED, "c").priority == 2
 
     def test_enqueue_many_unique_duplicate_in_batch(self, broker: Broker) -> None:
-        """A unique id repeated in one batch is stored once; the repeat reports
-        created=False."""
+        """A unique id repeated in one batch is stored once, with the payload
+        of the last request; the repeat reports created=False."""
         results = broker.enqueue_many(
             [_req("u", unique=True, payload=b"1"), _req("u", unique=True, payload=b"2")]
         )
         assert [r.created for r in results] == [True, False]
-        assert broker.get_task(Q, State.QUEUED, "u").payload == b"1"
+        assert results[1].ts == results[0].ts
+        assert broker.get_task(Q, State.QUEUED, "u").payload == b"2"
+        assert broker.queue_sizes(Q)[State.QUEUED] == 1
 
     def test_enqueue_many_marks_refused_and_stores_the_rest(self, broker: Broker) -> None:
         """A request refused by max_queue_size gets refused=True (no exception);
@@ -551,17 +584,66 @@ class BrokerContractTests:
         assert deferred.payload == b"next"
         assert broker.heartbeat(Q, ["u"], "w1") == ["u"]
 
-    def test_pop_supersedes_error_copy_keeping_records(self, broker: Broker) -> None:
-        """Popping a pending copy removes the task's older error copy; the
-        failure records and count are kept."""
+    def test_pop_keeps_error_copy_and_records(self, broker: Broker) -> None:
+        """Popping the pending copy of a unique task that is in error leaves the
+        error copy where it is, with its failure time and records (API
+        decision 16): the task is then active and in error."""
         _fail(broker, "u", unique=True)
+        failed = broker.get_task(Q, State.ERROR, "u", load_executions=5)
         broker.enqueue(_req("u", unique=True))
         popped = broker.pop(Q, 1, "w2", FAR)
         assert _ids(popped) == ["u"]
         assert popped[0].executions_count == 1
-        assert _states_of(broker, Q, "u") == {State.ACTIVE}
-        assert broker.queue_sizes(Q)[State.ERROR] == 0
+        assert _states_of(broker, Q, "u") == {State.ACTIVE, State.ERROR}
+        kept = broker.get_task(Q, State.ERROR, "u", load_executions=5)
+        assert kept.ts == failed.ts
+        assert kept.executions == [_execution(1)]
         assert broker.executions_count(Q, "u") == 1
+
+    def test_later_success_keeps_error_copy_and_records(self, broker: Broker) -> None:
+        """A later run of a task in error that succeeds leaves the error copy and
+        every record (API decision 16), with or without a pending twin."""
+        _fail(broker, "u", unique=True)
+        broker.enqueue(_req("u", unique=True))
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["u"]
+        twin_at = broker.time() + FAR
+        broker.enqueue(_req("u", unique=True, when=twin_at))
+        assert broker.finish(Q, "u", "w2", "done")
+        assert _states_of(broker, Q, "u") == {State.ERROR, State.SCHEDULED}
+        broker.update_scheduled_time(Q, "u", broker.time() - 10)
+        assert broker.move_due(Q, 10) == 1
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["u"]
+        assert broker.finish(Q, "u", "w2", "done")
+        assert _states_of(broker, Q, "u") == {State.ERROR}
+        task = broker.get_task(Q, State.ERROR, "u", load_executions=5)
+        assert task.executions == [_execution(1)]
+        assert task.executions_count == 1
+
+    def test_later_failure_stays_in_error_adding_records(self, broker: Broker) -> None:
+        """A later run of a task in error that fails for good leaves one error
+        copy, stamped with the new failure time, with both records; one that
+        is retried leaves the error copy as it was, next to the retry."""
+        _fail(broker, "u", unique=True)
+        first = broker.get_task(Q, State.ERROR, "u")
+        broker.enqueue(_req("u", unique=True))
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["u"]
+        retry_at = broker.time() + FAR
+        assert broker.finish(Q, "u", "w2", "retry", when=retry_at, execution=_execution(2))
+        assert _states_of(broker, Q, "u") == {State.ERROR, State.SCHEDULED}
+        assert broker.get_task(Q, State.ERROR, "u").ts == first.ts
+        broker.update_scheduled_time(Q, "u", broker.time() - 10)
+        assert broker.move_due(Q, 10) == 1
+        time.sleep(0.002)
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["u"]
+        before = broker.time()
+        assert broker.finish(Q, "u", "w2", "error", execution=_execution(3))
+        assert _states_of(broker, Q, "u") == {State.ERROR}
+        assert broker.list_tasks(Q, State.ERROR)[0] == 1
+        task = broker.get_task(Q, State.ERROR, "u", load_executions=5)
+        assert _between(task.ts, before, broker.time())
+        assert task.ts > first.ts
+        assert task.executions == [_execution(1), _execution(2), _execution(3)]
+        assert task.executions_count == 3
 
     def test_pop_returns_executions_count(self, broker: Broker) -> None:
         """A task that failed before pops with its count of failed executions."""
@@ -1349,6 +1431,19 @@ class BrokerContractTests:
             broker.executions_count(Q, "e3")
         assert broker.queue_sizes(OTHER)[State.ERROR] == 1
 
+    def test_purge_errors_older_than_is_exclusive(self, broker: Broker) -> None:
+        """``older_than`` is exclusive: a task that failed exactly at
+        ``older_than`` is kept, one that failed before it is deleted (with a
+        limit or without)."""
+        _fail(broker, "a")
+        failed_at = broker.get_task(Q, State.ERROR, "a").ts
+        just_after = math.nextafter(failed_at, math.inf)
+        assert broker.purge_errors(Q, failed_at, None) == 0
+        assert broker.purge_errors(Q, failed_at, 1) == 0
+        assert _states_of(broker, Q, "a") == {State.ERROR}
+        assert broker.purge_errors(Q, just_after, 1) == 1
+        assert broker.queue_sizes(Q)[State.ERROR] == 0
+
     def test_purge_errors_with_pending_twin_keeps_it(self, broker: Broker) -> None:
         """Purging the error copy of a pending task keeps the pending copy."""
         _fail(broker, "u", unique=True)
@@ -1429,6 +1524,65 @@ class BrokerContractTests:
         assert broker.expired_tasks(broker.time() + 1, 10) == [(Q, "lost")]
         assert broker.recover_expired(Q, "lost", broker.time() + 1, "done")
         assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)
+
+    def test_drop_expired_missing_removes_only_lost_expired_ids(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """drop_expired_missing removes an expired active id whose data is
+        missing and returns True; it leaves alone (False) an id whose data is
+        there, one whose heartbeat is not before ``older_than``, and ids that
+        are not active."""
+        drop = self._need_drop(drop_task_data)
+        lost = _activate(broker, "lost")
+        _activate(broker, "kept")
+        broker.enqueue(_req("queued"))
+        drop(broker, Q, "lost")
+        drop(broker, Q, "queued")
+        assert not broker.drop_expired_missing(Q, "lost", lost.ts)
+        assert not broker.drop_expired_missing(Q, "kept", broker.time() + 1)
+        assert not broker.drop_expired_missing(Q, "queued", broker.time() + 1)
+        assert not broker.drop_expired_missing(Q, "unknown", broker.time() + 1)
+        assert _states_of(broker, Q, "lost") == {State.ACTIVE}
+        assert broker.drop_expired_missing(Q, "lost", broker.time() + 1)
+        assert _states_of(broker, Q, "lost") == set()
+        assert not broker.drop_expired_missing(Q, "lost", broker.time() + 1)
+        assert broker.expired_tasks(broker.time() + 1, 10) == [(Q, "kept")]
+        assert broker.get_task(Q, State.ACTIVE, "kept").payload == _payload("kept")
+        assert broker.queue_sizes(Q)[State.QUEUED] == 1
+
+    def test_drop_expired_missing_refuses_once_data_is_back(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """A unique task enqueued again after its running copy lost its data has
+        data again: drop_expired_missing leaves it, and the lost run is then
+        recovered as usual."""
+        drop = self._need_drop(drop_task_data)
+        _activate(broker, "u", unique=True)
+        drop(broker, Q, "u")
+        broker.enqueue(_req("u", unique=True, payload=b"again"))
+        assert not broker.drop_expired_missing(Q, "u", broker.time() + 1)
+        assert _states_of(broker, Q, "u") == {State.ACTIVE, State.QUEUED}
+        assert broker.recover_expired(Q, "u", broker.time() + 1, "requeue")
+        assert _states_of(broker, Q, "u") == {State.QUEUED}
+        assert broker.get_task(Q, State.QUEUED, "u").payload == b"again"
+
+    def test_unique_reenqueue_gives_a_pending_id_its_data_again(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """A unique task enqueued again while its pending id has lost its data
+        gets the new payload, in the same place; a request that is not
+        unique leaves the id without data."""
+        drop = self._need_drop(drop_task_data)
+        first = broker.enqueue(_req("u", unique=True))
+        broker.enqueue(_req("v"))
+        drop(broker, Q, "u")
+        assert not broker.enqueue(_req("u", payload=b"plain")).created
+        assert broker.list_tasks(Q, State.QUEUED)[1][0].missing
+        again = broker.enqueue(_req("u", unique=True, payload=b"again"))
+        assert not again.created
+        assert again.ts == first.ts
+        assert broker.get_task(Q, State.QUEUED, "u").payload == b"again"
+        assert _ids(broker.pop(Q, 2, "w1", FAR)) == ["u", "v"]
 
     def test_cancel_and_delete_clear_ids_with_missing_data(
         self, broker: Broker, drop_task_data: DropTaskData | None

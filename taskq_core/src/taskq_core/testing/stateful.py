@@ -4,16 +4,24 @@
 :class:`~hypothesis.stateful.RuleBasedStateMachine` that drives a broker with
 random sequences of operations and checks it, after every step, against a
 model of the state machine in :mod:`taskq_core.states`: no task is lost or
-duplicated, no task is in two states except the allowed unique-twin pairs,
-sizes, payloads, priorities, scores and execution records all match, and
-every move the model makes is allowed by :data:`~taskq_core.states.TRANSITIONS`.
+duplicated, no task is in two states except the allowed unique-twin
+combinations, sizes, payloads, priorities, scores, ``scheduled_at`` and
+execution records all match, and every move the model makes is allowed by
+:data:`~taskq_core.states.TRANSITIONS`.
+
+The rules enqueue (now, at past and future times, unique or not, one by one
+or in batches), re-enqueue pending unique tasks, pop, heartbeat, move due
+tasks, finish or recover runs, repair (cancel, delete, retry, reschedule,
+purge) and, when given a ``drop_task_data`` function, delete a task's data
+behind the broker's back and then check what the broker does with the id
+left behind (pop drops it, recovery removes it, repairs refuse or clear it).
 
 Run it against a broker from a test module::
 
     from hypothesis import HealthCheck, settings
     from taskq_core.testing.stateful import make_broker_state_machine
 
-    TestMyBrokerStateful = make_broker_state_machine(MyBroker).TestCase
+    TestMyBrokerStateful = make_broker_state_machine(MyBroker, drop_data).TestCase
     TestMyBrokerStateful.settings = settings(
         max_examples=50, stateful_step_count=40, deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
@@ -46,6 +54,9 @@ from taskq_core.broker import (
 from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import PENDING_STATES, STATES, State, Transition, allowed
 
+#: ``(broker, queue, task_id)``: delete a task's data but keep its state entries.
+DropData = Callable[[Broker, str, str], None]
+
 __all__ = ["make_broker_state_machine"]
 
 QUEUES = ("sm", "sm.sub")
@@ -70,7 +81,9 @@ SCENARIOS = (
     "failures",
 )
 
-#: the unique-twin combinations a task may be in
+#: the unique-twin combinations a task may be in: at most one pending copy,
+#: beside a running copy, an error entry (which stays until it is retried,
+#: deleted or purged: API decision 16), or both
 ALLOWED_COMBINATIONS = frozenset(
     frozenset(states)
     for states in (
@@ -82,6 +95,9 @@ ALLOWED_COMBINATIONS = frozenset(
         {State.ACTIVE, State.SCHEDULED},
         {State.ERROR, State.QUEUED},
         {State.ERROR, State.SCHEDULED},
+        {State.ACTIVE, State.ERROR},
+        {State.ACTIVE, State.ERROR, State.QUEUED},
+        {State.ACTIVE, State.ERROR, State.SCHEDULED},
     )
 )
 
@@ -127,10 +143,14 @@ def _exact(value: float, now: float) -> _Score:
 class _ModelTask:
     payload: bytes
     priority: int
+    #: the due time stored beside the payload (``scheduled_at``)
+    scheduled_at: _Score
     copies: dict[State, _Score] = field(default_factory=dict)
     owner: str | None = None
     count: int = 0
     records: list[int] = field(default_factory=list)
+    #: its data was deleted behind the broker's back (ids left in states)
+    lost: bool = False
 
     def pending(self) -> State | None:
         for state in (State.QUEUED, State.SCHEDULED):
@@ -168,11 +188,15 @@ _RECOVER_TRANSITIONS: dict[FinishOutcome, Transition] = {
 
 def make_broker_state_machine(
     broker_factory: Callable[[], Broker],
+    drop_task_data: DropData | None = None,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class that tests brokers made by ``broker_factory``.
 
     ``broker_factory`` must return a fresh, empty broker each time it is
     called (once per example); the machine calls ``close()`` at the end.
+    ``drop_task_data(broker, queue, task_id)``, when given, deletes a task's
+    data but keeps its state entries (as data lost outside taskq would); the
+    machine then also checks what the broker does with such ids.
     The class attribute ``seen_transitions`` collects the transitions the
     model performed (across examples), for checking coverage.
     """
@@ -283,6 +307,13 @@ def make_broker_state_machine(
                         task.records = []
                 return
             if outcome == "error":
+                if State.ERROR in task.copies:
+                    # one error entry: it stays, stamped with this failure
+                    self._allow(transition, State.ACTIVE, State.ERROR)
+                    del task.copies[State.ACTIVE]
+                    task.owner = None
+                    task.copies[State.ERROR] = _Score(NOW)
+                    return
                 self._move(key, transition, State.ACTIVE, State.ERROR, _Score(NOW))
                 return
             if outcome == "retry":
@@ -303,6 +334,10 @@ def make_broker_state_machine(
 
         def _check_task(self, stored: StoredTask, key: tuple[str, str]) -> None:
             task = self.tasks[key]
+            if task.lost:
+                assert stored.missing, key
+                assert stored.payload == b"", key
+                return
             assert not stored.missing, key
             assert stored.payload == task.payload, key
             assert stored.priority == task.priority, key
@@ -398,22 +433,57 @@ def make_broker_state_machine(
             existing = self.tasks.get(key)
             pending = existing.pending() if existing is not None else None
             if existing is not None and pending is not None:
+                # it keeps its place; a unique request brings the latest payload
                 assert not result.created
                 assert result.state is pending
                 assert existing.copies[pending].matches(result.ts, now, self.start)
+                if request.unique:
+                    existing.payload = request.payload
                 return
             assert result.created
             when = request.when
             if when is None or when <= now:
+                # a past `when` is not kept: scheduled_at is the time it was queued
                 target, score = State.QUEUED, _Score(NOW)
             else:
                 target, score = State.SCHEDULED, _exact(when, now)
             assert result.state is target
             if existing is None:
-                existing = self.tasks[key] = _ModelTask(request.payload, request.priority)
+                existing = self.tasks[key] = _ModelTask(request.payload, request.priority, score)
             existing.payload = request.payload
             existing.priority = request.priority
+            existing.scheduled_at = score
             self._move(key, Transition.ENQUEUE, None, target, score)
+
+        @precondition(
+            lambda self: any(
+                task_id in UNIQUE_IDS and task.pending() is not None
+                for (_queue, task_id), task in self.tasks.items()
+            )
+        )
+        @rule(data=st.data(), batch=st.booleans())
+        def reenqueue_unique(self, data: st.DataObject, batch: bool) -> None:
+            """Enqueue a pending unique task again, with another payload,
+            priority and ``when`` (past, future or none): it keeps its place and
+            takes the new payload (API decision 15)."""
+            candidates = sorted(
+                key
+                for key, task in self.tasks.items()
+                if key[1] in UNIQUE_IDS and task.pending() is not None
+            )
+            queue, task_id = data.draw(st.sampled_from(candidates), label="task")
+            request = EnqueueRequest(
+                id=task_id,
+                queue=queue,
+                payload=data.draw(st.binary(max_size=12), label="payload"),
+                when=self._pick_time(data, self.broker.time(), allow_none=True),
+                priority=data.draw(st.integers(-1, 2), label="priority"),
+                unique=True,
+            )
+            if batch:
+                self._enqueue_many([request])
+            else:
+                self._enqueue(request)
 
         @rule(
             queue=_QUEUE,
@@ -434,31 +504,39 @@ def make_broker_state_machine(
             assert len(returned) == len(set(returned)) <= limit
             assert set(returned) <= set(score_of)
             assert not set(returned) & left
-            deferred = set(score_of) - left - set(returned)
+            gone = set(score_of) - left - set(returned)
+            # ids whose data is lost are dropped; the others met a running twin
+            dropped = {i for i in gone if self.tasks[(queue, i)].lost}
+            deferred = gone - dropped
 
             def order(task_id: str) -> tuple[int, float]:
                 return (-self.tasks[(queue, task_id)].priority, score_of[task_id])
 
             for task_id in returned:
                 assert State.ACTIVE not in self.tasks[(queue, task_id)].copies, task_id
+                assert not self.tasks[(queue, task_id)].lost, task_id
             for task_id in deferred:
                 assert State.ACTIVE in self.tasks[(queue, task_id)].copies, task_id
             assert [order(i) for i in returned] == sorted(order(i) for i in returned)
             taken = set(returned) | deferred
             for task_id in taken:
                 for other in left:
-                    assert order(task_id) <= order(other), (task_id, other)
+                    if not self.tasks[(queue, other)].lost:
+                        assert order(task_id) <= order(other), (task_id, other)
             if len(returned) + len(deferred) < limit:
                 assert not left, "pop stopped early"
 
+            for task_id in sorted(dropped):
+                key = (queue, task_id)
+                del self.tasks[key].copies[State.QUEUED]  # not a transition: no task
+                self._forget_if_unused(key)
             for stored in popped:
                 key = (queue, stored.id)
                 assert stored.state is State.ACTIVE
                 assert stored.queue == queue
                 self._check_task(stored, key)
                 task = self.tasks[key]
-                if State.ERROR in task.copies:
-                    self._move(key, Transition.DELETE, State.ERROR, None)
+                # an error entry stays in error (API decision 16)
                 self._move(key, Transition.POP, State.QUEUED, State.ACTIVE, _Score(NOW))
                 task.owner = worker
             for task_id in deferred:
@@ -628,7 +706,7 @@ def make_broker_state_machine(
         def _retry_from_error(self, data: st.DataObject) -> None:
             key = self._pick_key(data, State.ERROR)
             task = self.tasks.get(key)
-            if task is None or State.ERROR not in task.copies:
+            if task is None or State.ERROR not in task.copies or task.lost:
                 try:
                     self.broker.retry_from_error(*key)
                 except TaskNotFound:
@@ -648,7 +726,7 @@ def make_broker_state_machine(
             when = self._pick_time(data, now, allow_none=False)
             assert when is not None
             task = self.tasks.get(key)
-            if task is None or State.SCHEDULED not in task.copies:
+            if task is None or State.SCHEDULED not in task.copies or task.lost:
                 try:
                     self.broker.update_scheduled_time(*key, when)
                 except TaskNotFound:
@@ -656,7 +734,7 @@ def make_broker_state_machine(
                 raise AssertionError(f"update_scheduled_time of {key} did not raise")
             self.broker.update_scheduled_time(*key, when)
             self._allow(Transition.UPDATE_SCHEDULED_TIME, State.SCHEDULED, State.SCHEDULED)
-            task.copies[State.SCHEDULED] = _exact(when, now)
+            task.copies[State.SCHEDULED] = task.scheduled_at = _exact(when, now)
 
         @rule(
             data=st.data(),
@@ -685,18 +763,61 @@ def make_broker_state_machine(
             else:
                 queue = data.draw(_QUEUE, label="queue")
                 limit = data.draw(st.sampled_from([None, 1, 2]), label="limit")
-                self._purge_errors(queue, limit)
+                self._purge_errors(data, queue, limit)
 
-        def _purge_errors(self, queue: str, limit: int | None) -> None:
+        def _purge_errors(self, data: st.DataObject, queue: str, limit: int | None) -> None:
             _total, before = self.broker.list_tasks(queue, State.ERROR, limit=BIG)
-            deleted = self.broker.purge_errors(queue, None, limit)
+            # no bound, or exactly the failure time of one of them (exclusive)
+            bounds = [None, *(stored.ts for stored in before)]
+            older_than = data.draw(st.sampled_from(bounds), label="older_than")
+            matching = [s for s in before if older_than is None or s.ts < older_than]
+            deleted = self.broker.purge_errors(queue, older_than, limit)
             _total, after = self.broker.list_tasks(queue, State.ERROR, limit=BIG)
             gone = {s.id for s in before} - {s.id for s in after}
-            expected = len(before) if limit is None else min(limit, len(before))
-            assert deleted == len(gone) == expected
+            expected = matching if limit is None else matching[:limit]
+            assert deleted == len(gone) == len(expected)
+            if len({s.ts for s in before}) == len(before):  # no ties: the oldest go first
+                assert gone == {s.id for s in expected}
+            assert gone <= {s.id for s in matching}
             for task_id in sorted(gone):
                 key = (queue, task_id)
                 self._move(key, Transition.DELETE, State.ERROR, None)
+                self._forget_if_unused(key)
+
+        # -- data lost behind the broker's back ------------------------------------------
+        def _losable(self) -> list[tuple[str, str]]:
+            # tasks with ids of their own (never enqueued again), so that what
+            # follows is what the contract says about ids without data
+            return sorted(
+                key
+                for key, task in self.tasks.items()
+                if key[1] not in UNIQUE_IDS and not task.lost
+            )
+
+        @precondition(lambda self: drop_task_data is not None and bool(self._losable()))
+        @rule(data=st.data())
+        def lose_data(self, data: st.DataObject) -> None:
+            """Delete a task's data behind the broker's back; its id stays in
+            its state."""
+            assert drop_task_data is not None
+            key = data.draw(st.sampled_from(self._losable()), label="task")
+            drop_task_data(self.broker, *key)
+            self.tasks[key].lost = True
+
+        @precondition(lambda self: bool(self._keys_in(State.ACTIVE)))
+        @rule(data=st.data(), expired=st.integers(0, 3).map(bool))
+        def drop_expired_missing(self, data: st.DataObject, expired: bool) -> None:
+            """The recovery pass on an active id: removed only when its data is
+            lost and its heartbeat is before the cutoff."""
+            key = data.draw(st.sampled_from(self._keys_in(State.ACTIVE)), label="task")
+            now = self.broker.time()
+            older_than = now + BIG if expired else self.start - PAST
+            removed = self.broker.drop_expired_missing(*key, older_than)
+            task = self.tasks[key]
+            assert removed == (expired and task.lost), (key, expired, task.lost)
+            if removed:
+                del task.copies[State.ACTIVE]  # not a transition: no task left
+                task.owner = None
                 self._forget_if_unused(key)
 
         # -- invariants ----------------------------------------------------------------
@@ -734,7 +855,11 @@ def make_broker_state_machine(
                         assert stored.state is state
                         self._check_task(stored, key)
                         task = self.tasks[key]
-                        assert [e["n"] for e in stored.executions] == task.records, key
+                        if not task.lost:
+                            assert [e["n"] for e in stored.executions] == task.records, key
+                            assert task.scheduled_at.matches(
+                                stored.scheduled_at or 0.0, now, self.start
+                            ), (key, stored.scheduled_at, task.scheduled_at)
                         expected_score = task.copies[state]
                         if state in PENDING_STATES:
                             assert expected_score.matches(stored.ts, now, self.start), (
@@ -751,7 +876,11 @@ def make_broker_state_machine(
             """executions_count agrees for known tasks and raises for unknown
             ones; the active tasks are exactly the expired ones far ahead."""
             for (queue, task_id), task in self.tasks.items():
-                assert self.broker.executions_count(queue, task_id) == task.count
+                if task.lost:
+                    with pytest.raises(TaskNotFound):
+                        self.broker.executions_count(queue, task_id)
+                else:
+                    assert self.broker.executions_count(queue, task_id) == task.count
             for queue, task_id in sorted(self.used - set(self.tasks)):
                 try:
                     self.broker.executions_count(queue, task_id)

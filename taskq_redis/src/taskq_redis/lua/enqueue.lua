@@ -11,15 +11,19 @@
 --   [1] queue name, [2] notification channel,
 --   [3] task id, [4] payload bytes,
 --   [5] due time ("" = now), [6] priority (integer string),
---   [7] "1" if unique else "0" (a pending copy blocks any id alike),
+--   [7] "1" if unique else "0" (a pending copy blocks any id alike; a
+--       unique request replaces its payload),
 --   [8] max queue size ("" = none).
 -- Returns {code, state, ts, size}:
 --   code -1: refused: the queue already holds `size` >= max size tasks
 --            (queued + scheduled + active); checked first, nothing written
---   code 0:  a pending copy (queued/scheduled) of the id exists, unique or
---            not; nothing changed; state and ts are the copy's
---   code 1:  stored; state "queued" (ts = now) or "scheduled" (ts = when);
---            meta keeps the count and records of an active/error twin
+--   code 0:  a pending copy (queued/scheduled) of the id exists; it keeps
+--            its place (state, score, queued member, meta); a unique request
+--            stores its payload in d:<id>, any other changes nothing; state
+--            and ts are the copy's
+--   code 1:  stored; state "queued" (ts = now) or "scheduled" (ts = when),
+--            scheduled_at = ts (a past `when` is not kept); meta keeps the
+--            count and records of an active/error twin
 -- Reads/writes: the ZSETs (ZSCORE, ZCARD, ZADD), the tasks HASH fields
 -- d:<id> and m:<id>, an index SET (SADD), the counter (INCR); publishes
 -- the queue name on the channel when the task is queued.
@@ -39,22 +43,22 @@ end
 local m = get_meta(id)
 local state, ts = pending(id, m)
 if state then
+  if ARGV[7] == "1" then
+    redis.call("HSET", KEYS[TASKS], "d:" .. id, payload)
+  end
   return { 0, STATE_NAMES[state], ts, 0 }
 end
 
 m = m or new_meta()
 m.priority = priority
 m.time_last_queued = now_s
-if when_s == "" then
-  m.scheduled_at = now_s
-else
-  m.scheduled_at = when_s
-end
 local result
 if when_s == "" or tonumber(when_s) <= now then
+  m.scheduled_at = now_s
   queue_task(id, m, now_s)
   result = { 1, "queued", now_s, 0 }
 else
+  m.scheduled_at = when_s
   add(SCHEDULED, id, when_s)
   result = { 1, "scheduled", when_s, 0 }
 end

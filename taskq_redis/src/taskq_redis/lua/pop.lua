@@ -20,8 +20,7 @@
 --     deleted if no state holds it any more), not returned;
 --   * twin already active (unique task): moved to scheduled at
 --     min(existing due time, now + defer), not returned;
---   * an error copy of the id is superseded (removed from error; its
---     execution records are kept).
+--   * an error copy of the id stays in error, with its time and records.
 -- Reads/writes: the ZSETs, the tasks HASH fields d:/m:/o:<id>, the index SETs.
 
 local limit, worker, defer = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -52,9 +51,6 @@ while popped < limit do
         add(SCHEDULED, id, time_string(target))
       end
     else
-      if score_in(ERROR, id) then
-        remove(ERROR, id)
-      end
       redis.call("ZADD", KEYS[ACTIVE], now_s, id)
       redis.call("HSET", KEYS[TASKS], "o:" .. id, worker)
       out[#out + 1] = id
