@@ -25,7 +25,7 @@ from taskq_core.exceptions import (
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
-from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor
+from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor, _is_batch
 from taskq_core.outcome import Decision, decide_retry, finish_outcome
 from taskq_core.plugins import call_hook_safely
 from taskq_core.states import State
@@ -435,6 +435,10 @@ class Worker:
                 broker.release_queue_slot(queue, self.id)
 
     def _run_popped(self, queue: str, stored: list[StoredTask], slot_limit: int | None) -> None:
+        """Run what one pop returned: every task exactly once, unit by unit
+        (Decisions 12 and 13; see :meth:`_units`). Units that have not started
+        when the worker stops (or leaves because a unit made it exit) go back
+        to the queue, so nothing is left ``active``."""
         tasks: list[Task] = []
         counts: dict[str, int] = {}
         for item in stored:
@@ -444,11 +448,51 @@ class Worker:
                 self._fail_unreadable(queue, task, SerializationError(task.data["payload_error"]))
             else:
                 tasks.append(task)
-        groups: dict[str, list[Task]] = {}
+        units = self._units(tasks)
+        started = 0
+        try:
+            for index, unit in enumerate(units):
+                if self.stop_requested:
+                    break
+                started = index + 1
+                waiting = [t.id for later in units[started:] for t in later]
+                last = started == len(units)
+                self._execute_group(queue, unit, counts, slot_limit, waiting, prefetch=last)
+        finally:
+            self._requeue_unstarted(queue, [t for unit in units[started:] for t in unit])
+
+    @staticmethod
+    def _units(tasks: list[Task]) -> list[list[Task]]:
+        """The runs of one pop, in order: tasks are grouped by function and
+        runner class in order of first appearance (Decision 13); a group of a
+        batch function is one run, a plain task is a run of its own
+        (Decision 12)."""
+        groups: dict[tuple[str, str | None], list[Task]] = {}
         for task in tasks:
-            groups.setdefault(task.serialized_func, []).append(task)
+            groups.setdefault((task.serialized_func, task.serialized_runner_class), []).append(task)
+        units: list[list[Task]] = []
         for group in groups.values():
-            self._execute_group(queue, group, counts, slot_limit)
+            if _is_batch(group[0]):
+                units.append(group)
+            else:
+                units.extend([task] for task in group)
+        return units
+
+    def _requeue_unstarted(self, queue: str, tasks: list[Task]) -> None:
+        """Give popped tasks that never started back to their queue."""
+        if not tasks:
+            return
+        requests = [FinishRequest(task.id, "requeue") for task in tasks]
+        try:
+            self.tq.broker.finish_many(queue, self.id, requests)
+        except (BrokerConnectionError, ConnectionError):
+            self.log.error(
+                "could not return popped tasks; they will be recovered",
+                queue=queue,
+                count=len(tasks),
+            )
+            return
+        self.log.info("popped tasks returned to queue", queue=queue, count=len(tasks))
 
     def _fail_unreadable(self, queue: str, task: Task, exc: Exception) -> None:
         """A task nobody can run: to error with a record, reported like any
@@ -465,8 +509,18 @@ class Worker:
         self._report(task, record, Decision("error"))
 
     def _execute_group(
-        self, queue: str, group: list[Task], counts: dict[str, int], slot_limit: int | None
+        self,
+        queue: str,
+        group: list[Task],
+        counts: dict[str, int],
+        slot_limit: int | None,
+        waiting: Sequence[str] = (),
+        *,
+        prefetch: bool = False,
     ) -> None:
+        """Run one unit of a pop and store its outcomes; ``waiting``: ids of
+        the pop's later units (kept alive by the heartbeat meanwhile);
+        ``prefetch``: the last unit, whose outcomes may carry the next pop."""
         broker = self.tq.broker
         ttl = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         lock_retry = float(self.tq.config["LOCK_RETRY"])
@@ -487,7 +541,7 @@ class Worker:
             return
         for task in runnable:
             self._prepare_periodic(task)
-        ids = [t.id for t in runnable]
+        ids = [t.id for t in runnable] + list(waiting)
 
         def heartbeat() -> None:
             broker.heartbeat(queue, ids, self.id)
@@ -503,7 +557,7 @@ class Worker:
             self._release_locks(held)
         by_id = {r.task_id: r for r in results}
         timed_out = any(r.timed_out for r in results)
-        self._finish_group(queue, runnable, by_id, counts)
+        self._finish_group(queue, runnable, by_id, counts, prefetch=prefetch)
         if timed_out and self.executor.exit_worker_on_job_timeout:
             self.log.error("exiting worker due to job timeout error")
             raise SystemExit("exiting worker due to job timeout error")
@@ -542,9 +596,12 @@ class Worker:
         tasks: list[Task],
         results: dict[str, RunResult],
         counts: dict[str, int],
+        *,
+        prefetch: bool = False,
     ) -> None:
         """Store the outcome of every task of a group in one broker call, then
-        log each and fire its hooks."""
+        log each and fire its hooks. With ``prefetch`` (the last unit of a pop)
+        the next pop of a worker serving only this queue rides along."""
         requests: list[FinishRequest] = []
         reports: list[tuple[Task, RunResult, Decision | None]] = []
         for task in tasks:
@@ -584,7 +641,7 @@ class Worker:
             )
             reports.append((task, result, decision))
         broker = self.tq.broker
-        if self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
+        if prefetch and self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
             # the next pass pops this queue again: do it in the same round trip
             stored = self._store(
                 lambda: broker.finish_many_then_pop(
@@ -595,10 +652,10 @@ class Worker:
                     float(self.tq.config["LOCK_RETRY"]),
                 )
             )
-            if stored is not None and not self.stop_requested:
-                self._prefetched[queue] = stored[1]
-            elif stored is not None:
+            if stored is not None and (self.stop_requested or not stored[1]):
                 self._return_prefetched({queue: stored[1]})
+            elif stored is not None:  # added to (never replacing) what is there
+                self._prefetched.setdefault(queue, []).extend(stored[1])
         else:
             self._store(lambda: broker.finish_many(queue, self.id, requests))
         for reported in reports:
