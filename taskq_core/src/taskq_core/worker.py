@@ -6,7 +6,6 @@ concurrency. See ``docs/workers.md``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import random
 import signal
@@ -21,12 +20,13 @@ from taskq_core.broker import Execution, FinishRequest, StoredTask
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
+    PolicyError,
     SerializationError,
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
 from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor, _is_batch
-from taskq_core.outcome import Decision, decide_retry, finish_outcome
+from taskq_core.outcome import PERMANENT_FAILURE, Decision, decide_retry, finish_outcome, next_run
 from taskq_core.plugins import call_hook_safely
 from taskq_core.states import State
 from taskq_core.task import Task
@@ -395,14 +395,13 @@ class Worker:
                 self.log.error("could not queue periodic task", func=name, error=str(exc))
 
     def _queue_next_period(self, task: Task) -> None:
-        from taskq_core.schedule import load_schedule
-
+        """Queue the next run of a periodic task; :class:`PolicyError` if its
+        schedule misbehaves (Decision 17)."""
         schedule = task.options.get("schedule")
         if schedule is None:
             return
-        spec = schedule if callable(schedule) else load_schedule(schedule)
-        when: dt.datetime | None = spec(from_timestamp(time.time()))
-        if not when:
+        when = next_run(schedule, from_timestamp(time.time()))
+        if when is None:
             return
         fresh = Task(self.tq, task.func)
         fresh.delay(when=when)
@@ -539,8 +538,12 @@ class Worker:
         if not runnable:
             self._release_locks(held)
             return
+        failed: dict[str, RunResult] = {}
         for task in runnable:
-            self._prepare_periodic(task)
+            record = self._prepare_periodic(task)
+            if record is not None:
+                failed[task.id] = RunResult(task.id, False, 0.0, record, extra={"permanent": True})
+        to_run = [t for t in runnable if t.id not in failed]
         ids = [t.id for t in runnable] + list(waiting)
 
         def heartbeat() -> None:
@@ -552,10 +555,11 @@ class Worker:
                 broker.acquire_queue_slot(queue, self.id, slot_limit, ttl)
 
         try:
-            results = self.executor.execute(runnable, heartbeat)
+            results = self.executor.execute(to_run, heartbeat) if to_run else []
         finally:
             self._release_locks(held)
         by_id = {r.task_id: r for r in results}
+        by_id.update(failed)
         timed_out = any(r.timed_out for r in results)
         self._finish_group(queue, runnable, by_id, counts, prefetch=prefetch)
         if timed_out and self.executor.exit_worker_on_job_timeout:
@@ -583,12 +587,23 @@ class Worker:
             if ok:
                 self.tq.broker.release_lock(lock_id, self.id)
 
-    def _prepare_periodic(self, task: Task) -> None:
+    def _prepare_periodic(self, task: Task) -> Execution | None:
+        """Queue the next run of a periodic task before it runs. Returns the
+        failure record of a task whose schedule misbehaved: that task fails
+        permanently without running (Decision 17)."""
         try:
             if task.options.get("schedule") is not None:
                 self._queue_next_period(task)
+        except PolicyError as exc:
+            message = f"{exc}; {PERMANENT_FAILURE} (it did not run)"
+            record = make_execution(
+                time.time(), exc, store_tracebacks=self.store_tracebacks, worker_id=self.id
+            )
+            record["exception"] = record["policy_error"] = message
+            return record
         except Exception:
             self.log.exception("could not queue next period", task_id=task.id)
+        return None
 
     def _finish_group(
         self,
@@ -629,7 +644,11 @@ class Worker:
                 time.time(), None, store_tracebacks=False, message="unknown failure"
             )
             result.execution = record
-            decision = decide_retry(self.tq, task, record, counts.get(task.id, 0) + 1, time.time())
+            if result.extra.get("permanent"):  # no retry policy applies
+                decision = Decision("error")
+            else:
+                number = counts.get(task.id, 0) + 1
+                decision = decide_retry(self.tq, task, record, number, time.time())
             requests.append(
                 FinishRequest(
                     task.id,
