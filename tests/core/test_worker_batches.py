@@ -184,3 +184,23 @@ def test_any_mix_runs_every_task_exactly_once(kinds: list[str], size: int) -> No
     assert mb.calls == expected_calls(tasks, kinds, size)
     failing = kinds.count("plain_fail")
     assert tq.get_queue_stats() == ({"mix": {"error": failing}} if failing else {})
+
+
+def test_a_task_with_an_unreadable_runner_class_fails_alone() -> None:
+    """A stored task whose runner class is not a name (a list here, as
+    corrupted data would have it) is grouped on its own and fails with a
+    record; the tasks popped with it run, and the worker goes on."""
+    tq = batch_app(10)
+    before = enqueue(tq, ["batch_a", "plain"])
+    bad = Task(tq, mb.plain, args=[99], queue="mix")
+    bad.data["runner_class"] = ["not", "a", "path"]
+    bad.delay()
+    after = enqueue(tq, ["batch_a"])
+    tq.run_worker(burst=True)
+    assert mb.calls == [
+        ("batch_a", [before[0].id, after[0].id], "DefaultRunner"),
+        ("plain", [before[1].id], "DefaultRunner"),
+    ]
+    (record,) = Task.from_id(tq, "mix", State.ERROR, bad.id, load_executions=1).executions
+    assert record["exception_name"]
+    assert tq.get_queue_stats() == {"mix": {"error": 1}}

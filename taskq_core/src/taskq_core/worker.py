@@ -468,7 +468,10 @@ class Worker:
         (Decision 12)."""
         groups: dict[tuple[str, str | None], list[Task]] = {}
         for task in tasks:
-            groups.setdefault((task.serialized_func, task.serialized_runner_class), []).append(task)
+            runner = task.data.get("runner_class")
+            if runner is not None and not isinstance(runner, str):  # unreadable: its own group
+                runner = repr(runner)
+            groups.setdefault((task.serialized_func, runner), []).append(task)
         units: list[list[Task]] = []
         for group in groups.values():
             if _is_batch(group[0]):
