@@ -8,6 +8,7 @@ calls happen in forked children, so the trace is a file).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,3 +85,15 @@ def plain_slow(seconds: float) -> None:
     """Runs longer than ACTIVE_TASK_UPDATE_TIMEOUT."""
     _trace("plain_slow", [tq.current_task.id])
     time.sleep(seconds)
+
+
+@tq.task(queue="mix", hard_timeout=0.5)
+def plain_maybe(n: int, mode: str) -> None:
+    """``ok`` returns; ``exit`` ends its process; ``hang`` ignores its
+    SIGALRM hard timeout, so only the worker's SIGKILL stops it."""
+    _trace("plain_maybe", [tq.current_task.id])
+    if mode == "exit":
+        os._exit(3)
+    if mode == "hang":
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        time.sleep(60)

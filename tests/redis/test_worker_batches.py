@@ -108,3 +108,32 @@ def test_later_tasks_of_a_pop_stay_alive_while_an_earlier_one_runs(
     assert [c[2] for c in calls(workers)] == [[slow.id], [quick.id]]
     assert app.tq.get_queue_stats() == {}
     assert "expired task" not in workers.log(0)
+
+
+@pytest.mark.parametrize(
+    ("executor", "mode", "shown"),
+    [
+        ("fork", "exit", "exited with status 3"),
+        ("pool", "exit", "exited with status 3"),
+        ("fork", "hang", "the child process was killed by the worker"),
+        ("pool", "hang", "the child process was killed by the worker"),
+    ],
+)
+def test_a_crash_in_a_group_of_plain_tasks_costs_only_that_task(
+    workers: WorkerPool, app: Any, executor: str, mode: str, shown: str
+) -> None:
+    """Decision 12: plain tasks of one function popped together run in one
+    child, each with its own outcome. When the second one ends the child
+    (os._exit) or hangs until the worker kills it, the first keeps its
+    success (it is not run again), only the second goes to error, and the
+    third, which had not started, goes back to the queue and runs once."""
+    first = app.tq.delay(app.plain_maybe, args=[1, "ok"])
+    crash = app.tq.delay(app.plain_maybe, args=[2, mode])
+    third = app.tq.delay(app.plain_maybe, args=[3, "ok"])
+    workers.burst("--executor", executor)
+    ran = [ids[0] for name, _, ids in calls(workers)]
+    assert sorted(ran) == sorted([first.id, crash.id, third.id]), ran
+    assert app.tq.get_queue_stats() == {"mix": {"error": 1}}
+    stored = Task.from_id(app.tq, "mix", "error", crash.id, load_executions=5)
+    (record,) = stored.executions
+    assert shown in record["exception"]

@@ -25,7 +25,7 @@ from taskq_core.exceptions import (
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
-from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor, _is_batch
+from taskq_core.executors import DEFAULT_EXECUTOR, _DefaultExecutor
 from taskq_core.outcome import PERMANENT_FAILURE, Decision, decide_retry, finish_outcome, next_run
 from taskq_core.plugins import call_hook_safely
 from taskq_core.states import State
@@ -434,10 +434,10 @@ class Worker:
                 broker.release_queue_slot(queue, self.id)
 
     def _run_popped(self, queue: str, stored: list[StoredTask], slot_limit: int | None) -> None:
-        """Run what one pop returned: every task exactly once, unit by unit
-        (Decisions 12 and 13; see :meth:`_units`). Units that have not started
-        when the worker stops (or leaves because a unit made it exit) go back
-        to the queue, so nothing is left ``active``."""
+        """Run what one pop returned: every task exactly once, group by group
+        (Decisions 12 and 13; see :meth:`_groups`). Groups that have not
+        started when the worker stops (or leaves because a group made it
+        exit) go back to the queue, so nothing is left ``active``."""
         tasks: list[Task] = []
         counts: dict[str, int] = {}
         for item in stored:
@@ -447,38 +447,32 @@ class Worker:
                 self._fail_unreadable(queue, task, SerializationError(task.data["payload_error"]))
             else:
                 tasks.append(task)
-        units = self._units(tasks)
+        groups = self._groups(tasks)
         started = 0
         try:
-            for index, unit in enumerate(units):
+            for index, group in enumerate(groups):
                 if self.stop_requested:
                     break
                 started = index + 1
-                waiting = [t.id for later in units[started:] for t in later]
-                last = started == len(units)
-                self._execute_group(queue, unit, counts, slot_limit, waiting, prefetch=last)
+                waiting = [t.id for later in groups[started:] for t in later]
+                last = started == len(groups)
+                self._execute_group(queue, group, counts, slot_limit, waiting, prefetch=last)
         finally:
-            self._requeue_unstarted(queue, [t for unit in units[started:] for t in unit])
+            self._requeue_unstarted(queue, [t for group in groups[started:] for t in group])
 
     @staticmethod
-    def _units(tasks: list[Task]) -> list[list[Task]]:
-        """The runs of one pop, in order: tasks are grouped by function and
-        runner class in order of first appearance (Decision 13); a group of a
-        batch function is one run, a plain task is a run of its own
-        (Decision 12)."""
+    def _groups(tasks: list[Task]) -> list[list[Task]]:
+        """The tasks of one pop grouped by function and runner class, in order
+        of first appearance (Decision 13). A group of a batch function is one
+        call; the tasks of a plain function's group run one after the other
+        in one child, each with its own outcome (Decision 12)."""
         groups: dict[tuple[str, str | None], list[Task]] = {}
         for task in tasks:
             runner = task.data.get("runner_class")
             if runner is not None and not isinstance(runner, str):  # unreadable: its own group
                 runner = repr(runner)
             groups.setdefault((task.serialized_func, runner), []).append(task)
-        units: list[list[Task]] = []
-        for group in groups.values():
-            if _is_batch(group[0]):
-                units.append(group)
-            else:
-                units.extend([task] for task in group)
-        return units
+        return list(groups.values())
 
     def _requeue_unstarted(self, queue: str, tasks: list[Task]) -> None:
         """Give popped tasks that never started back to their queue."""
@@ -520,9 +514,9 @@ class Worker:
         *,
         prefetch: bool = False,
     ) -> None:
-        """Run one unit of a pop and store its outcomes; ``waiting``: ids of
-        the pop's later units (kept alive by the heartbeat meanwhile);
-        ``prefetch``: the last unit, whose outcomes may carry the next pop."""
+        """Run one group of a pop and store its outcomes; ``waiting``: ids of
+        the pop's later groups (kept alive by the heartbeat meanwhile);
+        ``prefetch``: the last group, whose outcomes may carry the next pop."""
         broker = self.tq.broker
         ttl = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         lock_retry = float(self.tq.config["LOCK_RETRY"])
@@ -618,7 +612,7 @@ class Worker:
         prefetch: bool = False,
     ) -> None:
         """Store the outcome of every task of a group in one broker call, then
-        log each and fire its hooks. With ``prefetch`` (the last unit of a pop)
+        log each and fire its hooks. With ``prefetch`` (the last group of a pop)
         the next pop of a worker serving only this queue rides along."""
         requests: list[FinishRequest] = []
         reports: list[tuple[Task, RunResult, Decision | None]] = []
@@ -688,7 +682,8 @@ class Worker:
     ) -> None:
         log = self.log.bind(queue=queue, task_id=task.id, func=task.serialized_func)
         if result.extra.get("requeue"):
-            log.info("task returned to queue (worker stopping)")
+            reason = result.extra["requeue"]
+            log.info("task returned to queue", reason=reason if isinstance(reason, str) else None)
             return
         self.processed += 1
         if decision is None:
