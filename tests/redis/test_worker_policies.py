@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from taskq_core import State, Task
+from taskq_core.cli import main
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -73,6 +75,12 @@ def test_inf_nan_negative_and_raising_policies_fail_their_tasks(
         assert message.startswith("retry policy policy_app:"), message
         assert shown in message
         assert message.endswith("the task failed permanently")
+    shown_task = bad["returned inf"]
+    result = CliRunner().invoke(
+        main, ["task", "default", "error", shown_task.id, "--url", workers.url], prog_name="taskq"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"policy error: {policy_error(app, shown_task)}" in result.output.splitlines()
 
 
 def test_a_lost_task_whose_policy_returns_inf_is_failed_not_a_crash_loop(

@@ -69,12 +69,14 @@ def _shown(value: Any) -> str:
 def describe_policy(spec: Any) -> str:
     """A policy (or its stored ``[path, [args...]]`` spec) as users wrote it:
     ``module:function``, with its arguments when it has some."""
-    if not isinstance(spec, list | tuple):
+    if isinstance(spec, str):
+        return spec
+    if not (isinstance(spec, list | tuple) and len(spec) == 2 and isinstance(spec[0], str)):
         try:
             spec = serialize_retry_method(spec)
         except Exception:
             return _shown(spec)
-    if len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], list | tuple):
+    if isinstance(spec[1], list | tuple):
         path: str = spec[0]
         args = spec[1]
         return path + (f"({', '.join(_shown(a) for a in args)})" if args else "")
