@@ -199,6 +199,87 @@ def test_python_m_lists_core_alone_with_autoload_disabled() -> None:
     assert [entry["name"] for entry in json.loads(result.stdout)] == ["core"]
 
 
+# -- executors registered by plugins -------------------------------------------------------
+
+EXECUTOR_PLUGIN = """
+import os
+
+from taskq_core.executors import SyncExecutor
+from taskq_core.hookspecs import hookimpl
+
+
+class TracingExecutor(SyncExecutor):
+    '''Runs tasks like sync, and writes the ids it ran to $EXECUTOR_TRACE.'''
+
+    def execute(self, tasks, heartbeat):
+        with open(os.environ["EXECUTOR_TRACE"], "a") as fh:
+            fh.write(",".join(t.id for t in tasks) + "\\n")
+        return super().execute(tasks, heartbeat)
+
+
+@hookimpl
+def taskq_register(register):
+    register.executor("tracing", TracingExecutor)
+"""
+
+EXECUTOR_APP = """
+from taskq_core import TaskQ
+
+tq = TaskQ("memory://")
+
+
+def job():
+    pass
+
+
+QUEUED = tq.delay(job).id
+"""
+
+
+def test_worker_executor_choices_come_from_the_registry(
+    fake_dists: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`taskq worker --executor` offers every registered executor, a plugin's
+    included (in --help and in the error for an unknown one)."""
+    fake_dists.add("tracing", EXECUTOR_PLUGIN, dist="taskq-tracing")
+    monkeypatch.setenv("TASKQ_PLUGINS", "tracing")
+    result = invoke("worker", "--help")
+    assert result.exit_code == 0, result.output
+    assert "[fork|pool|sync|tracing]" in result.output
+    result = invoke("worker", "--executor", "nosuch", "--url", "memory://", "--burst")
+    assert result.exit_code == 2
+    assert "'nosuch' is not one of 'fork', 'pool', 'sync', 'tracing'" in result.output
+
+
+def test_worker_runs_with_an_executor_a_plugin_registers(
+    fake_dists: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """`taskq worker --executor tracing` (registered by an installed plugin)
+    runs the worker with that executor: it runs the queued task."""
+    fake_dists.add("tracing", EXECUTOR_PLUGIN, dist="taskq-tracing")
+    (fake_dists.site / "executor_app.py").write_text(EXECUTOR_APP)
+    trace = tmp_path / "trace"
+    command = [sys.executable, "-m", "taskq_core.cli", "worker", "--app", "executor_app:tq"]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(fake_dists.site),
+        "TASKQ_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "TASKQ_PLUGINS": "tracing",
+        "EXECUTOR_TRACE": str(trace),
+    }
+    result = subprocess.run(
+        [*command, "--executor", "tracing", "--burst"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"executor": "TracingExecutor"' in result.stderr
+    assert len(trace.read_text().splitlines()) == 1
+
+
 # -- a fresh environment with only taskq-core --------------------------------------------
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from taskq_core import TaskQ
+from taskq_core.brokers.memory import MemoryBroker
 
 _IMPORT_TRACE = os.environ.get("TASKQ_CLI_IMPORT_TRACE")
 if _IMPORT_TRACE:
@@ -38,6 +39,13 @@ only_appq = TaskQ(config={**FAST, "ONLY_QUEUES": ["appq"]})
 
 #: an app that lets one worker at a time take tasks of ``solo`` and its subqueues
 single = TaskQ(config={**FAST, "SINGLE_WORKER_QUEUES": ["solo"]})
+
+
+#: apps that name their own broker, limited to the ``appq`` queue: the command
+#: line's ``--url``/``--broker``/``-h``... replace that broker (Decision 11)
+on_memory = TaskQ("memory://", config={**FAST, "ONLY_QUEUES": ["appq"]})
+#: ... also when the broker is an object, in use from the start
+on_instance = TaskQ(MemoryBroker(), config={**FAST, "ONLY_QUEUES": ["appq"]})
 
 
 def make_only_appq() -> TaskQ:

@@ -286,3 +286,20 @@ def test_purge_errors_shows_progress_on_a_terminal(
     assert result.exit_code == 0, result.output
     assert result.stdout == "deleted 2 task(s)\n"
     assert "purging" in result.stderr
+
+
+def test_inspection_with_app_and_broker_options_uses_the_command_line_broker(
+    tq: TaskQ, redis_url: str
+) -> None:
+    """Decision 11 for the inspection commands too: `taskq stats --app APP
+    --url URL` inspects URL's broker, not the app's own; an unknown broker
+    with `--app` is an error (exit 1)."""
+    tq.delay(cli_app.add, args=[1, 2], queue="a")
+    runner = CliRunner()
+    args = ["stats", "--json", "--app", "cli_app:on_memory"]
+    result = runner.invoke(main, [*args, "--url", redis_url], prog_name="taskq")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"a": {"queued": 1}}
+    result = runner.invoke(main, [*args, "--broker", "nope"], prog_name="taskq")
+    assert result.exit_code == 1
+    assert 'Unknown broker "nope"' in result.output

@@ -302,6 +302,60 @@ def test_app_option_uses_that_apps_configuration(cli: Cli, tq: TaskQ) -> None:
     assert tq.get_queue_stats() == {"other": {"queued": 2}}
 
 
+def test_broker_options_on_the_command_line_replace_the_apps_broker(
+    cli: Cli, tq: TaskQ, redis_url: str
+) -> None:
+    """Decision 11: `--app` of an app that names its own broker, with `--url`
+    or `--broker redis -h -p -n` on the command line, works on that broker
+    instead (the app's configuration, ONLY_QUEUES=appq, still applies),
+    whether the app's broker is a URL or an object already in use."""
+    parts = urlsplit(redis_url)
+    assert parts.hostname
+    assert parts.port
+    host_port = ("--broker", "redis", "-h", parts.hostname, "-p", str(parts.port), "-n", "0")
+    cases = [
+        ("cli_app:on_memory", ("--url", redis_url)),
+        ("cli_app:on_instance", ("--url", redis_url)),
+        ("cli_app:on_memory", host_port),
+        ("cli_app:on_instance", host_port),
+    ]
+    for index, (app, args) in enumerate(cases):
+        tq.delay(cli_app.record, args=[f"case{index}"], queue="appq")
+        tq.delay(cli_app.record, args=[f"case{index}"], queue="other")
+        result = cli.run("--burst", "--app", app, *args, env=cli.env(with_url=False))
+        assert result.returncode == 0, result.stderr
+        assert [words[1] for words in traced(cli.trace_dir / f"case{index}")] == ["appq"]
+        assert tq.get_queue_stats() == {"other": {"queued": index + 1}}, (app, args)
+
+
+def test_taskq_url_in_the_environment_leaves_the_apps_own_broker(cli: Cli, tq: TaskQ) -> None:
+    """TASKQ_URL is the default of an app that names no broker; it does not
+    replace a broker the app names itself (only the command line does)."""
+    tq.delay(cli_app.record, args=["env"], queue="appq")
+    result = cli.run("--burst", "--app", "cli_app:on_memory")  # TASKQ_URL is set
+    assert result.returncode == 0, result.stderr
+    assert tq.get_queue_stats() == {"appq": {"queued": 1}}
+
+
+@pytest.mark.parametrize("with_app", [True, False])
+def test_bad_broker_options_are_clear_errors(cli: Cli, with_app: bool) -> None:
+    """With or without `--app`: an unknown broker name, a URL scheme no plugin
+    handles or a URL that cannot be parsed exits 1 with a message saying
+    what is wrong, never a traceback (and never silently uses another broker)."""
+    app = ("--app", "cli_app:on_memory") if with_app else ()
+    cases = [
+        (("--broker", "rabbitmq"), 'Error: Unknown broker "rabbitmq". Installed brokers: '),
+        (("--url", "amqp://localhost/"), 'No installed broker handles the URL scheme "amqp://"'),
+        (("--url", "redis://127.0.0.1:notaport/0"), "Port could not be cast to integer"),
+        (("--url", "localhost:6379"), "--url 'localhost:6379' is not a URL"),
+    ]
+    for args, expected in cases:
+        result = cli.run("--burst", *app, *args, env=cli.env(with_url=False))
+        assert result.returncode == 1, (args, result.stderr)
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
 # -- brokers and connections -----------------------------------------------------------------
 
 

@@ -107,6 +107,13 @@ class TaskQ:
             self.config = validate_config(config)
             self.log = structlog.get_logger(self.config["LOGGER_NAME"])
 
+    def _use_broker(self, broker: Broker) -> None:
+        """Work on ``broker`` from now on, whatever the app named or already
+        uses: broker options on the command line beat the app's (Decision 11)."""
+        self._broker_spec = broker
+        self._broker_options = {}
+        self._broker = broker
+
     # -- broker ------------------------------------------------------------------
     @property
     def broker(self) -> Broker:

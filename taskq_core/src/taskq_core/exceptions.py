@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "JobTimeoutException",
     "PluginError",
+    "PolicyError",
     "QueueFullException",
     "RetryException",
     "SerializationError",
@@ -62,6 +63,12 @@ class TaskNotFound(TaskQError):
 
 class TaskImportError(ImportError):
     """A dotted path (``module:qualname``) could not be imported."""
+
+
+class PolicyError(TaskQError):
+    """A retry policy or schedule misbehaved at run time: it raised, could not
+    be loaded, or returned something that is not a delay (or a datetime).
+    The task it was asked about fails permanently with a record saying so."""
 
 
 class StopRetry(Exception):

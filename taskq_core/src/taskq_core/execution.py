@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -139,17 +139,22 @@ def run_group(
     *,
     store_tracebacks: bool,
     worker_id: str | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Run ``tasks`` (a batch group, or tasks of one function run one after the
     other) through the ``taskq_execute_task`` hook and return one result per task.
 
     Nothing escapes: every exception, ``SystemExit`` included, becomes a failed
-    result with an execution record.
+    result with an execution record. ``on_result`` is called with each plain
+    task's result as soon as that task is over (a forked child sends it on, so
+    that a crash later in the group costs only the task it happens in).
     """
     from taskq_core.plugins import get_plugin_manager
 
     def innermost(tq: TaskQ, tasks: Sequence[Task]) -> list[RunResult]:
-        return _run_tasks(tq, tasks, store_tracebacks=store_tracebacks, worker_id=worker_id)
+        return _run_tasks(
+            tq, tasks, store_tracebacks=store_tracebacks, worker_id=worker_id, on_result=on_result
+        )
 
     started = time.time()
     try:
@@ -164,7 +169,12 @@ def run_group(
 
 
 def _run_tasks(
-    tq: TaskQ, tasks: Sequence[Task], *, store_tracebacks: bool, worker_id: str | None
+    tq: TaskQ,
+    tasks: Sequence[Task],
+    *,
+    store_tracebacks: bool,
+    worker_id: str | None,
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     from contextlib import ExitStack
 
@@ -217,6 +227,11 @@ def _run_tasks(
                 )
             else:
                 results.extend(RunResult(t.id, True, time.time() - t0) for t in group)
+            if on_result is not None and not is_batch:
+                try:
+                    on_result(results[-1])
+                except Exception:  # nobody to tell: the group goes on
+                    pass
         return results
     finally:
         if last_error is not None:

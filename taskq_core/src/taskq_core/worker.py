@@ -6,7 +6,6 @@ concurrency. See ``docs/workers.md``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import random
 import signal
@@ -22,11 +21,12 @@ from taskq_core.config import DEFAULT_EXECUTOR, _DefaultExecutor
 from taskq_core.exceptions import (
     BrokerConnectionError,
     JobTimeoutException,
+    PolicyError,
     SerializationError,
     TaskNotFound,
 )
 from taskq_core.execution import RunResult, exception_name, make_execution
-from taskq_core.outcome import Decision, decide_retry, finish_outcome
+from taskq_core.outcome import PERMANENT_FAILURE, Decision, decide_retry, finish_outcome, next_run
 from taskq_core.plugins import call_hook_safely
 from taskq_core.queues import dotted_parts, queue_matches
 from taskq_core.states import State
@@ -416,14 +416,13 @@ class Worker:
                 self.log.error("could not queue periodic task", func=name, error=str(exc))
 
     def _queue_next_period(self, task: Task) -> None:
-        from taskq_core.schedule import load_schedule
-
+        """Queue the next run of a periodic task; :class:`PolicyError` if its
+        schedule misbehaves (Decision 17)."""
         schedule = task.options.get("schedule")
         if schedule is None:
             return
-        spec = schedule if callable(schedule) else load_schedule(schedule)
-        when: dt.datetime | None = spec(from_timestamp(time.time()))
-        if not when:
+        when = next_run(schedule, from_timestamp(time.time()))
+        if when is None:
             return
         fresh = Task(self.tq, task.func)
         fresh.delay(when=when)
@@ -456,6 +455,10 @@ class Worker:
                 broker.release_queue_slot(queue, self.id)
 
     def _run_popped(self, queue: str, stored: list[StoredTask], slot_limit: int | None) -> None:
+        """Run what one pop returned: every task exactly once, group by group
+        (Decisions 12 and 13; see :meth:`_groups`). Groups that have not
+        started when the worker stops (or leaves because a group made it
+        exit) go back to the queue, so nothing is left ``active``."""
         tasks: list[Task] = []
         counts: dict[str, int] = {}
         for item in stored:
@@ -465,11 +468,48 @@ class Worker:
                 self._fail_unreadable(queue, task, SerializationError(task.data["payload_error"]))
             else:
                 tasks.append(task)
-        groups: dict[str, list[Task]] = {}
+        groups = self._groups(tasks)
+        started = 0
+        try:
+            for index, group in enumerate(groups):
+                if self.stop_requested:
+                    break
+                started = index + 1
+                waiting = [t.id for later in groups[started:] for t in later]
+                last = started == len(groups)
+                self._execute_group(queue, group, counts, slot_limit, waiting, prefetch=last)
+        finally:
+            self._requeue_unstarted(queue, [t for group in groups[started:] for t in group])
+
+    @staticmethod
+    def _groups(tasks: list[Task]) -> list[list[Task]]:
+        """The tasks of one pop grouped by function and runner class, in order
+        of first appearance (Decision 13). A group of a batch function is one
+        call; the tasks of a plain function's group run one after the other
+        in one child, each with its own outcome (Decision 12)."""
+        groups: dict[tuple[str, str | None], list[Task]] = {}
         for task in tasks:
-            groups.setdefault(task.serialized_func, []).append(task)
-        for group in groups.values():
-            self._execute_group(queue, group, counts, slot_limit)
+            runner = task.data.get("runner_class")
+            if runner is not None and not isinstance(runner, str):  # unreadable: its own group
+                runner = repr(runner)
+            groups.setdefault((task.serialized_func, runner), []).append(task)
+        return list(groups.values())
+
+    def _requeue_unstarted(self, queue: str, tasks: list[Task]) -> None:
+        """Give popped tasks that never started back to their queue."""
+        if not tasks:
+            return
+        requests = [FinishRequest(task.id, "requeue") for task in tasks]
+        try:
+            self.tq.broker.finish_many(queue, self.id, requests)
+        except (BrokerConnectionError, ConnectionError):
+            self.log.error(
+                "could not return popped tasks; they will be recovered",
+                queue=queue,
+                count=len(tasks),
+            )
+            return
+        self.log.info("popped tasks returned to queue", queue=queue, count=len(tasks))
 
     def _fail_unreadable(self, queue: str, task: Task, exc: Exception) -> None:
         """A task nobody can run: to error with a record, reported like any
@@ -486,8 +526,18 @@ class Worker:
         self._report(task, record, Decision("error"))
 
     def _execute_group(
-        self, queue: str, group: list[Task], counts: dict[str, int], slot_limit: int | None
+        self,
+        queue: str,
+        group: list[Task],
+        counts: dict[str, int],
+        slot_limit: int | None,
+        waiting: Sequence[str] = (),
+        *,
+        prefetch: bool = False,
     ) -> None:
+        """Run one group of a pop and store its outcomes; ``waiting``: ids of
+        the pop's later groups (kept alive by the heartbeat meanwhile);
+        ``prefetch``: the last group, whose outcomes may carry the next pop."""
         broker = self.tq.broker
         ttl = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         lock_retry = float(self.tq.config["LOCK_RETRY"])
@@ -506,9 +556,13 @@ class Worker:
         if not runnable:
             self._release_locks(held)
             return
+        failed: dict[str, RunResult] = {}
         for task in runnable:
-            self._prepare_periodic(task)
-        ids = [t.id for t in runnable]
+            record = self._prepare_periodic(task)
+            if record is not None:
+                failed[task.id] = RunResult(task.id, False, 0.0, record, extra={"permanent": True})
+        to_run = [t for t in runnable if t.id not in failed]
+        ids = [t.id for t in runnable] + list(waiting)
 
         def heartbeat() -> None:
             broker.heartbeat(queue, ids, self.id)
@@ -519,12 +573,13 @@ class Worker:
                 broker.acquire_queue_slot(queue, self.id, slot_limit, ttl)
 
         try:
-            results = self.executor.execute(runnable, heartbeat)
+            results = self.executor.execute(to_run, heartbeat) if to_run else []
         finally:
             self._release_locks(held)
         by_id = {r.task_id: r for r in results}
+        by_id.update(failed)
         timed_out = any(r.timed_out for r in results)
-        self._finish_group(queue, runnable, by_id, counts)
+        self._finish_group(queue, runnable, by_id, counts, prefetch=prefetch)
         if timed_out and self.executor.exit_worker_on_job_timeout:
             self.log.error("exiting worker due to job timeout error")
             raise SystemExit("exiting worker due to job timeout error")
@@ -550,12 +605,23 @@ class Worker:
             if ok:
                 self.tq.broker.release_lock(lock_id, self.id)
 
-    def _prepare_periodic(self, task: Task) -> None:
+    def _prepare_periodic(self, task: Task) -> Execution | None:
+        """Queue the next run of a periodic task before it runs. Returns the
+        failure record of a task whose schedule misbehaved: that task fails
+        permanently without running (Decision 17)."""
         try:
             if task.options.get("schedule") is not None:
                 self._queue_next_period(task)
+        except PolicyError as exc:
+            message = f"{exc}; {PERMANENT_FAILURE} (it did not run)"
+            record = make_execution(
+                time.time(), exc, store_tracebacks=self.store_tracebacks, worker_id=self.id
+            )
+            record["exception"] = record["policy_error"] = message
+            return record
         except Exception:
             self.log.exception("could not queue next period", task_id=task.id)
+        return None
 
     def _finish_group(
         self,
@@ -563,9 +629,12 @@ class Worker:
         tasks: list[Task],
         results: dict[str, RunResult],
         counts: dict[str, int],
+        *,
+        prefetch: bool = False,
     ) -> None:
         """Store the outcome of every task of a group in one broker call, then
-        log each and fire its hooks."""
+        log each and fire its hooks. With ``prefetch`` (the last group of a pop)
+        the next pop of a worker serving only this queue rides along."""
         requests: list[FinishRequest] = []
         reports: list[tuple[Task, RunResult, Decision | None]] = []
         for task in tasks:
@@ -593,7 +662,11 @@ class Worker:
                 time.time(), None, store_tracebacks=False, message="unknown failure"
             )
             result.execution = record
-            decision = decide_retry(self.tq, task, record, counts.get(task.id, 0) + 1, time.time())
+            if result.extra.get("permanent"):  # no retry policy applies
+                decision = Decision("error")
+            else:
+                number = counts.get(task.id, 0) + 1
+                decision = decide_retry(self.tq, task, record, number, time.time())
             requests.append(
                 FinishRequest(
                     task.id,
@@ -605,7 +678,7 @@ class Worker:
             )
             reports.append((task, result, decision))
         broker = self.tq.broker
-        if self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
+        if prefetch and self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
             # the next pass pops this queue again: do it in the same round trip
             stored = self._store(
                 lambda: broker.finish_many_then_pop(
@@ -616,10 +689,10 @@ class Worker:
                     float(self.tq.config["LOCK_RETRY"]),
                 )
             )
-            if stored is not None and not self.stop_requested:
-                self._prefetched[queue] = stored[1]
-            elif stored is not None:
+            if stored is not None and (self.stop_requested or not stored[1]):
                 self._return_prefetched({queue: stored[1]})
+            elif stored is not None:  # added to (never replacing) what is there
+                self._prefetched.setdefault(queue, []).extend(stored[1])
         else:
             self._store(lambda: broker.finish_many(queue, self.id, requests))
         for reported in reports:
@@ -630,7 +703,8 @@ class Worker:
     ) -> None:
         log = self.log.bind(queue=queue, task_id=task.id, func=task.serialized_func)
         if result.extra.get("requeue"):
-            log.info("task returned to queue (worker stopping)")
+            reason = result.extra["requeue"]
+            log.info("task returned to queue", reason=reason if isinstance(reason, str) else None)
             return
         self.processed += 1
         if decision is None:

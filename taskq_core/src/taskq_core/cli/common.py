@@ -12,7 +12,7 @@ import click
 from taskq_core._internal import import_attribute
 from taskq_core.app import TaskQ
 from taskq_core.exceptions import PluginError, UnknownBrokerError
-from taskq_core.plugins import broker_cli_options, get_broker_entry
+from taskq_core.plugins import broker_cli_options, get_broker_entry, make_broker
 
 __all__ = ["AppCommand", "app_options", "make_app", "parse_list"]
 
@@ -78,19 +78,35 @@ def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
     """Build (or import) the ``TaskQ`` the command works on; pops the app options.
 
     A ``TaskQ`` that a parent command put in the click context (``ctx.obj``,
-    as ``flask taskq`` does with its app's) is used as is. An unknown broker
-    name or URL scheme is a usage error (exit status 1), not a traceback.
+    as ``flask taskq`` does with its app's) is used as is. With ``--app``,
+    broker options given on the command line replace the app's broker
+    (Decision 11). An unknown broker name or URL scheme, or a URL or option
+    the broker refuses, is a usage error (exit status 1), not a traceback.
     """
     ctx = click.get_current_context(silent=True)
     given = ctx.find_object(TaskQ) if ctx is not None else None
     if given is not None:
         return given
+    url = options.get("url")
     try:
         app = _build_app(options, setup_structlog)
-        _ = app.broker  # resolves the broker plugin; connects only on first use
+        _resolve_broker(lambda: app.broker)  # finds the plugin; connects only on first use
     except UnknownBrokerError as exc:
+        if url and "://" not in url:
+            raise click.ClickException(
+                f"--url {url!r} is not a URL: write it as scheme://..., e.g. "
+                f"redis://localhost:6379/0 (or give a broker name with --broker). {exc}"
+            ) from exc
         raise click.ClickException(str(exc)) from exc
     return app
+
+
+def _resolve_broker(build: Callable[[], Any]) -> Any:
+    """``build()``; a URL or option the broker refuses is a usage error."""
+    try:
+        return build()
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"cannot set up the broker: {exc}") from exc
 
 
 def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
@@ -105,17 +121,37 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
     app_path = options.pop("app", None)
     broker_name = options.pop("broker", None)
     url = options.pop("url", None)
+    broker_names = ["broker", "url", *options]  # the options of every broker plugin
     broker_opts = {k: v for k, v in options.items() if v is not None}
     if app_path:
-        try:
-            app = import_attribute(app_path if ":" in app_path else f"{app_path}:tq")
-        except ImportError as exc:
-            raise click.ClickException(f"cannot import --app {app_path!r}: {exc}") from exc
-        if not isinstance(app, TaskQ) and callable(app):
-            app = app()
-        if not isinstance(app, TaskQ):
-            raise click.ClickException(f"--app {app_path!r} is not a TaskQ object or factory")
+        app = _import_app(app_path)
+        if _any_from_command_line(broker_names):
+            # the command line beats the app's configuration (Decision 11)
+            spec, opts = _broker_spec(broker_name, url, broker_opts)
+            app._use_broker(_resolve_broker(lambda: make_broker(spec, **opts)))
         return app
+    spec, opts = _broker_spec(broker_name, url, broker_opts)
+    return TaskQ(broker=spec, setup_structlog=setup_structlog, **opts)
+
+
+def _import_app(app_path: str) -> Any:
+    from taskq_core.app import TaskQ
+
+    try:
+        app = import_attribute(app_path if ":" in app_path else f"{app_path}:tq")
+    except ImportError as exc:
+        raise click.ClickException(f"cannot import --app {app_path!r}: {exc}") from exc
+    if not isinstance(app, TaskQ) and callable(app):
+        app = app()
+    if not isinstance(app, TaskQ):
+        raise click.ClickException(f"--app {app_path!r} is not a TaskQ object or factory")
+    return app
+
+
+def _broker_spec(
+    broker_name: str | None, url: str | None, broker_opts: dict[str, Any]
+) -> tuple[str | None, dict[str, Any]]:
+    """The broker the options name: ``(name or URL, keyword options)``."""
     if url and _from_environment("url") and _any_from_command_line(["broker", *broker_opts]):
         # `--broker redis -h host` on the command line beats TASKQ_URL in the environment
         url = None
@@ -129,7 +165,7 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
         entry = get_broker_entry(spec or "redis")
         allowed = {p.name for p in entry.cli_options if p.name}
         broker_opts = {k: v for k, v in broker_opts.items() if k in allowed}
-    return TaskQ(broker=spec, setup_structlog=setup_structlog, **broker_opts)
+    return spec, broker_opts
 
 
 def _source(name: str) -> click.core.ParameterSource | None:

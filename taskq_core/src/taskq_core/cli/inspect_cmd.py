@@ -149,6 +149,8 @@ def task(
     click.echo(f"{'failed runs':>16}: {found.n_executions()}")
     for i, record in enumerate(info["executions"], 1):
         click.echo(f"--- execution {i}: {record.get('exception_name')} on {record.get('host')}")
+        if record.get("policy_error"):
+            click.echo(f"policy error: {record['policy_error']}")
         if record.get("traceback"):
             click.echo(record["traceback"].rstrip())
 

@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import click
 
 from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
 from taskq_core.executors import DEFAULT_EXECUTOR
 from taskq_core.logging import setup_structlog
+from taskq_core.plugins import get_registry
 
-__all__ = ["COMMANDS", "run_worker_cli", "run_worker_command", "worker", "worker_options"]
+__all__ = [
+    "COMMANDS",
+    "ExecutorChoice",
+    "run_worker_cli",
+    "run_worker_command",
+    "worker",
+    "worker_options",
+]
+
+if TYPE_CHECKING:
+    _StrChoice: TypeAlias = click.Choice[str]
+else:
+    _StrChoice = click.Choice
+
+
+class ExecutorChoice(_StrChoice):
+    """``--executor``: one of the executors the loaded plugins registered
+    (core's ``fork``, ``pool`` and ``sync``, and any a plugin adds), read from
+    the registry each time it is needed, so the choices are always current."""
+
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(sorted(get_registry().executors))
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        """Ignored: the registry decides (click's constructor sets it)."""
 
 
 def worker_options(func: Any) -> Any:
@@ -40,9 +70,10 @@ def worker_options(func: Any) -> Any:
         ),
         click.option(
             "--executor",
-            type=click.Choice(["fork", "sync", "pool"]),
+            type=ExecutorChoice(),
             default=None,
-            help="fork: a child per task (default); pool: a reused child; sync: this process",
+            help="fork: a child per task (default); pool: a reused child; sync: this process; "
+            "or an executor a plugin registers (see `taskq plugins`)",
         ),
         click.option(
             "--exit-after",

@@ -109,44 +109,66 @@ class ForkExecutor(Executor):
         heartbeat: Heartbeat,
     ) -> list[RunResult]:
         """Wait for the child's results (heartbeating, enforcing the deadline)
-        and turn every way a child can end into one result per task."""
+        and turn every way a child can end into one result per task.
+
+        The child reports each plain task's result as soon as it is over, so
+        when it dies or is killed halfway through a group, the tasks that
+        finished keep their outcomes, the one that was running gets the
+        failure, and those that had not started go back to the queue
+        (Decision 12)."""
         try:
-            message, killed_reason = self._wait(pid, read_fd, started, timeout, heartbeat)
+            final, partial, killed_reason = self._wait(pid, read_fd, started, timeout, heartbeat)
         except BaseException:
             os.close(read_fd)
             raise
-        if message is not None:
+        if final is not None and killed_reason is None:
             self._done_with(pid, read_fd)
-            wire = _decode(message)
-            if wire is not None and len(wire) == len(tasks):
-                return [RunResult.from_wire(item) for item in wire]
+            if len(final) == len(tasks):
+                try:
+                    return [RunResult.from_wire(item) for item in final]
+                except Exception:
+                    pass
             _kill(pid)
+            how = "sent an unreadable result"
         else:
+            if final is not None:  # finished just as it was killed: keep what it did
+                partial.update(_by_id(final))
             os.close(read_fd)
             self._lost(pid)
             _, status = os.waitpid(pid, 0)
-        if killed_reason == "requeue":
-            return [
-                RunResult(t.id, False, time.time() - started, None, extra={"requeue": True})
-                for t in tasks
-            ]
+            if os.WIFSIGNALED(status):
+                how = f"was killed by signal {os.WTERMSIG(status)}"
+            else:
+                how = f"exited with status {os.WEXITSTATUS(status)}"
         if killed_reason == "timeout":
             text = (
                 f"hard timeout of {timeout:g} s elapsed; the child process was killed by the worker"
             )
-            record = self._record(started, text)
-            return [
-                RunResult(t.id, False, time.time() - started, record, timed_out=True) for t in tasks
-            ]
-        if message is not None:
-            how = "sent an unreadable result"
-        elif os.WIFSIGNALED(status):
-            how = f"was killed by signal {os.WTERMSIG(status)}"
         else:
-            how = f"exited with status {os.WEXITSTATUS(status)}"
-        record = self._record(started, f"the child process running the task {how}")
-        self.worker.log.error("child died", child_pid=pid, reason=how)
-        return [RunResult(t.id, False, time.time() - started, record) for t in tasks]
+            text = f"the child process running the task {how}"
+            if killed_reason is None:
+                self.worker.log.error("child died", child_pid=pid, reason=how)
+        record = self._record(started, text)
+        batch = bool(tasks) and _is_batch(tasks[0])
+        results: list[RunResult] = []
+        failed_one = False
+        for task in tasks:
+            wire = partial.get(task.id)
+            if wire is not None:
+                try:
+                    results.append(RunResult.from_wire(wire))
+                    continue
+                except Exception:
+                    pass
+            duration = time.time() - started
+            if killed_reason == "requeue" or (failed_one and not batch):
+                reason = "worker stopping" if killed_reason == "requeue" else "not started"
+                results.append(RunResult(task.id, False, duration, None, extra={"requeue": reason}))
+                continue
+            failed_one = True
+            timed_out = killed_reason == "timeout"
+            results.append(RunResult(task.id, False, duration, record, timed_out=timed_out))
+        return results
 
     def _lost(self, pid: int) -> None:
         """The child ended without results (died or was killed)."""
@@ -163,14 +185,17 @@ class ForkExecutor(Executor):
 
     def _wait(
         self, pid: int, read_fd: int, started: float, timeout: float, heartbeat: Heartbeat
-    ) -> tuple[bytes | None, str | None]:
-        """Read the child's message while heartbeating; kill it on a hard
-        timeout or an insistent stop. Returns (message or None, kill reason)."""
+    ) -> tuple[list[Any] | None, dict[str, Any], str | None]:
+        """Read the child's messages while heartbeating; kill it on a hard
+        timeout or an insistent stop. Returns (its final list of results, or
+        None if it never sent one; the results it sent task by task, by id;
+        the kill reason)."""
         worker = self.worker
         deadline = started + timeout + float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
         next_beat = time.time() + interval
         buffer = bytearray()
+        partial: dict[str, Any] = {}
         killed_reason: str | None = None
         while True:
             now = time.time()
@@ -192,12 +217,16 @@ class ForkExecutor(Executor):
             if read_fd in ready:
                 chunk = os.read(read_fd, 65536)
                 if not chunk:
-                    return None, killed_reason
+                    return None, partial, killed_reason
                 buffer += chunk
-                if len(buffer) >= HEADER.size:
-                    (size,) = HEADER.unpack_from(buffer)
-                    if len(buffer) >= HEADER.size + size and killed_reason is None:
-                        return bytes(buffer[HEADER.size : HEADER.size + size]), None
+                for frame in _take_frames(buffer):
+                    kind, body = _decode(frame)
+                    if kind == "result" and isinstance(body, dict):
+                        partial[str(body.get("id"))] = body
+                    elif kind == "done" and isinstance(body, list):
+                        return body, partial, killed_reason
+                    else:  # unreadable: no final list will make sense
+                        return [], partial, killed_reason
             if killed_reason is None and time.time() >= next_beat:
                 try:
                     heartbeat()
@@ -240,13 +269,20 @@ class ForkExecutor(Executor):
             os._exit(code)
 
     def _run_and_send(self, tasks: Sequence[Task], write_fd: int) -> None:
+        """Run the group; send each plain task's result when it is over (when
+        the group has more than one), then the final list of results."""
+
+        def send_one(result: RunResult) -> None:
+            write_frame(write_fd, serialization.pack(["result", result.to_wire()]))
+
         results = run_group(
             self.tq,
             tasks,
             store_tracebacks=self.worker.store_tracebacks,
             worker_id=self.worker.id,
+            on_result=send_one if len(tasks) > 1 else None,
         )
-        write_frame(write_fd, serialization.pack([r.to_wire() for r in results]))
+        write_frame(write_fd, serialization.pack(["done", [r.to_wire() for r in results]]))
 
 
 def write_frame(fd: int, data: bytes) -> None:
@@ -266,12 +302,31 @@ def _flush_std_streams() -> None:
             pass
 
 
-def _decode(message: bytes) -> list[Any] | None:
+def _take_frames(buffer: bytearray) -> list[bytes]:
+    """Remove the complete length-prefixed messages from ``buffer``."""
+    frames = []
+    while len(buffer) >= HEADER.size:
+        (size,) = HEADER.unpack_from(buffer)
+        if len(buffer) < HEADER.size + size:
+            break
+        frames.append(bytes(buffer[HEADER.size : HEADER.size + size]))
+        del buffer[: HEADER.size + size]
+    return frames
+
+
+def _decode(message: bytes) -> tuple[str | None, Any]:
+    """A child's message: ``("result", one result)`` or ``("done", [results])``."""
     try:
         wire = serialization.unpack(message)
     except Exception:
-        return None
-    return wire if isinstance(wire, list) else None
+        return None, None
+    if isinstance(wire, list) and len(wire) == 2 and isinstance(wire[0], str):
+        return wire[0], wire[1]
+    return None, None
+
+
+def _by_id(wire: list[Any]) -> dict[str, Any]:
+    return {str(item.get("id")): item for item in wire if isinstance(item, dict)}
 
 
 def _is_batch(task: Task) -> bool:
