@@ -18,10 +18,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from taskq_core.exceptions import QueueFullException, TaskNotFound
-from taskq_core.states import State
+from taskq_core.states import Outcome, State
 
 __all__ = [
     "Broker",
@@ -43,7 +43,7 @@ Execution = dict[str, Any]
 #: ``scheduled`` at ``when``; ``error`` moves it to ``error``; ``requeue``
 #: moves it to ``queued`` (or ``scheduled`` when ``when`` is in the future)
 #: without counting a run (a lock conflict or a stop before it started).
-FinishOutcome = Literal["done", "retry", "error", "requeue"]
+FinishOutcome = Outcome
 
 
 @dataclass(frozen=True)

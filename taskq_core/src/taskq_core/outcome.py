@@ -16,10 +16,11 @@ import numbers
 from typing import TYPE_CHECKING, Any
 
 from taskq_core._internal import import_attribute
-from taskq_core.broker import Execution, FinishOutcome
+from taskq_core.broker import Execution
 from taskq_core.exceptions import PolicyError, StopRetry, TaskImportError
 from taskq_core.retry import load_retry_method, serialize_retry_method
 from taskq_core.schedule import load_schedule, serialize_schedule
+from taskq_core.states import Outcome
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
@@ -48,7 +49,7 @@ class Decision:
 
     __slots__ = ("log_error", "outcome", "when")
 
-    def __init__(self, outcome: str, when: float | None = None, log_error: bool = True) -> None:
+    def __init__(self, outcome: Outcome, when: float | None = None, log_error: bool = True) -> None:
         self.outcome = outcome
         self.when = when
         self.log_error = log_error
@@ -201,9 +202,6 @@ def decide_retry(
     return Decision("error", None, True)
 
 
-_OUTCOMES: dict[str, FinishOutcome] = {"retry": "retry", "error": "error", "done": "done"}
-
-
-def finish_outcome(decision: Decision) -> FinishOutcome:
+def finish_outcome(decision: Decision) -> Outcome:
     """The broker outcome that carries out ``decision``."""
-    return _OUTCOMES[decision.outcome]
+    return decision.outcome

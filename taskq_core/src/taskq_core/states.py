@@ -20,11 +20,16 @@ without a transition.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 __all__ = [
+    "FINISH_TRANSITIONS",
+    "OUTCOMES",
     "PENDING_STATES",
+    "RECOVER_TRANSITIONS",
     "STATES",
     "TRANSITIONS",
+    "Outcome",
     "State",
     "Transition",
     "allowed",
@@ -96,3 +101,27 @@ def allowed(transition: Transition, source: State | None, target: State | None) 
     """Whether ``transition`` may move a task from ``source`` to ``target``."""
     sources, targets = TRANSITIONS[transition]
     return source in sources and target in targets
+
+
+#: How a run ends, as the worker tells the broker (``Broker.finish``):
+#: ``done`` removes the task (success, or a dropped failure); ``retry``
+#: schedules it again; ``error`` moves it to ``error``; ``requeue`` returns
+#: it unrun (a lock conflict, or a stop before it started).
+Outcome = Literal["done", "retry", "error", "requeue"]
+#: every :data:`Outcome`, for checking a value at run time.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
+#: the transition an outcome is when a worker ends its own run ...
+FINISH_TRANSITIONS: dict[Outcome, Transition] = {
+    "done": Transition.DONE,
+    "retry": Transition.RETRY_LATER,
+    "error": Transition.FAIL,
+    "requeue": Transition.LOCK_CONFLICT,
+}
+#: ... and when a lost worker's run is recovered (``recover_expired``).
+RECOVER_TRANSITIONS: dict[Outcome, Transition] = {
+    "done": Transition.DONE,
+    "retry": Transition.REQUEUE_EXPIRED,
+    "error": Transition.FAIL_EXPIRED,
+    "requeue": Transition.REQUEUE_EXPIRED,
+}
