@@ -278,3 +278,20 @@ def test_lock_id_does_not_depend_on_the_queue() -> None:
     assert gen_lock_id("m:f", [1], {}) == gen_lock_id("m:f", (1,), None)
     assert gen_lock_id("m:f", [1], {"a": 1}, ["a"]) == gen_lock_id("m:f", [2], {"a": 1}, ["a"])
     assert gen_lock_id("m:f", [1], {}) != gen_lock_id("m:f", [2], {})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("hard_timeout", -5),
+        ("hard_timeout", float("inf")),
+        ("max_stored_executions", -1),
+        ("max_queue_size", -3),
+    ],
+)
+def test_enqueue_refuses_options_a_worker_would_refuse(app: TaskQ, option: str, value: Any) -> None:
+    """What the typed decode would refuse in a worker is refused at enqueue,
+    with a ValueError naming the option, and nothing is written."""
+    with pytest.raises(ValueError, match=f"'{option}'"):
+        app.delay(tf.record, **{option: value})
+    assert app.get_queue_sizes("default") == EMPTY

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 import tasks_fixture as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -153,3 +154,22 @@ def test_random_corrupted_payloads_never_stop_the_worker(
     for task in failed.values():
         assert task.executions, task.id
         assert task.executions[-1]["exception_name"].endswith("SerializationError")
+
+
+def test_a_queued_id_without_data_is_dropped_with_a_warning() -> None:
+    """Decision 19 on the memory broker: a queued id whose data is gone is
+    dropped by pop, and the worker logs a warning naming its queue and id."""
+    broker = MemoryBroker()
+    tq = TaskQ(broker=broker)
+    tf.calls.clear()
+    lost = tq.delay(tf.record, args=["lost"]).id
+    tq.delay(tf.record, args=["kept"])
+    broker._drop_data("default", lost)
+    with structlog.testing.capture_logs() as logs:
+        tq.run_worker(burst=True)
+    assert tf.calls == [(("kept",), {})]
+    dropped = [e for e in logs if e["event"] == "dropped task"]
+    assert [(e["log_level"], e["queue"], e["task_id"]) for e in dropped] == [
+        ("warning", "default", lost)
+    ]
+    assert "missing" in dropped[0]["reason"]

@@ -180,6 +180,10 @@ class Task:
             data["runner_class"] = runner
         if priority:
             data["priority"] = priority
+        try:  # what a worker would refuse to read back is refused here
+            serialization.check_task_data(data)
+        except SerializationError as exc:
+            raise ValueError(f"cannot enqueue {serialized_func}: {exc}") from exc
         data["id"] = task_id
         self._data = data
         self._queue = queue
