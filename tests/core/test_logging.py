@@ -146,3 +146,25 @@ def test_setup_structlog_console_and_bad_format(
     assert "k=v" in err
     with pytest.raises(ValueError, match="'json' or 'console'"):
         setup_structlog(fmt="xml")
+
+
+def test_json_lines_with_keys_json_cannot_write(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Decision 19: a value whose dict keys JSON cannot write (bytes, tuples:
+    what a damaged payload's kwargs may hold) still gives one JSON line, the
+    keys written as text, instead of an exception in the worker."""
+    setup_structlog(fmt="json")
+    log = structlog.get_logger("taskq")
+    log.warning(
+        "odd keys",
+        params={"kwargs": {b"raw": 1, (1, 2): [b"v"], "ok": {b"\xff": None}}},
+        value=b"bytes",
+    )
+    lines = json_lines(capsys.readouterr().err)
+    assert [line["event"] for line in lines] == ["odd keys"]
+    kwargs = lines[0]["params"]["kwargs"]
+    assert kwargs["raw"] == 1
+    assert kwargs["ok"] == {"\\xff": None}
+    assert kwargs["(1, 2)"] == ["b'v'"]
+    assert lines[0]["value"] == "b'bytes'"

@@ -15,6 +15,7 @@ from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.serialization import (
     SCHEMA_VERSION,
     decode_payload,
+    decode_task_data,
     encode_payload,
     gen_id,
     gen_lock_id,
@@ -172,6 +173,74 @@ def test_payload_with_unknown_version_is_refused() -> None:
         decode_payload(pack([1, 2]))
 
 
+def test_decode_task_data_reads_back_every_option_taskq_writes(app: TaskQ) -> None:
+    """Decision 19: the typed decode accepts every field a task is stored with
+    (all options set) and gives back exactly the data that was encoded."""
+    task = Task(
+        app,
+        tf.record,
+        args=[1, "two", b"three", [4.5], {"k": None}],
+        kwargs={"name": "x", "nested": {"a": [1]}},
+        queue="q",
+        hard_timeout=12.5,
+        unique=True,
+        unique_key=["name"],
+        lock=True,
+        lock_key="name",
+        retry=True,
+        retry_on=[ValueError, "builtins:KeyError"],
+        max_queue_size=10,
+        max_stored_executions=3,
+        runner_class="tasks_fixture:EchoRunner",
+        priority=-7,
+    )
+    assert decode_task_data(task.payload()) == task.data
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("func", 12, "func"),
+        ("func", "no_separator", "func"),
+        ("func", "a:b:c", "func"),
+        ("args", 5, "args"),
+        ("kwargs", [1], "kwargs"),
+        ("kwargs", {b"k": 1}, "kwargs"),
+        ("hard_timeout", "soon", "hard_timeout"),
+        ("hard_timeout", float("nan"), "hard_timeout"),
+        ("lock_key", 5, "lock_key"),
+        ("lock_key", [1], "lock_key"),
+        ("max_stored_executions", "3", "max_stored_executions"),
+        ("max_stored_executions", -1, "max_stored_executions"),
+        ("retry_on", 5, "retry_on"),
+        ("retry_on", [ValueError.__name__, 3], "retry_on"),
+        ("retry_method", [1, []], "retry_method"),
+        ("priority", True, "priority"),
+        ("priority", 5000, "priority"),
+        ("unique", "yes", "unique"),
+        ("runner_class", 1, "runner_class"),
+    ],
+)
+def test_decode_task_data_names_the_bad_field(field: str, value: Any, expected: str) -> None:
+    """Decision 19: a payload that is valid msgpack but has a field of the wrong
+    type or shape is refused with a SerializationError naming that field."""
+    payload = pack({"v": SCHEMA_VERSION, "id": "t", "func": "m:f", field: value})
+    with pytest.raises(SerializationError, match=f"field '{expected}'"):
+        decode_task_data(payload)
+
+
+def test_decode_task_data_needs_a_function_path() -> None:
+    """A task map without ``func`` is refused, naming the missing field."""
+    with pytest.raises(SerializationError, match="'func' is missing"):
+        decode_task_data(pack({"v": SCHEMA_VERSION, "id": "t"}))
+
+
+def test_decode_task_data_keeps_fields_it_does_not_know() -> None:
+    """Fields a newer taskq (or a plugin) adds are kept as they are."""
+    data = {"func": "m:f", "id": "t", "verbose_name": "nice", "custom": [1]}
+    assert decode_task_data(encode_payload(data)) == data
+
+
 # -- ids -------------------------------------------------------------------------------
 
 
@@ -209,3 +278,20 @@ def test_lock_id_does_not_depend_on_the_queue() -> None:
     assert gen_lock_id("m:f", [1], {}) == gen_lock_id("m:f", (1,), None)
     assert gen_lock_id("m:f", [1], {"a": 1}, ["a"]) == gen_lock_id("m:f", [2], {"a": 1}, ["a"])
     assert gen_lock_id("m:f", [1], {}) != gen_lock_id("m:f", [2], {})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("hard_timeout", -5),
+        ("hard_timeout", float("inf")),
+        ("max_stored_executions", -1),
+        ("max_queue_size", -3),
+    ],
+)
+def test_enqueue_refuses_options_a_worker_would_refuse(app: TaskQ, option: str, value: Any) -> None:
+    """What the typed decode would refuse in a worker is refused at enqueue,
+    with a ValueError naming the option, and nothing is written."""
+    with pytest.raises(ValueError, match=f"'{option}'"):
+        app.delay(tf.record, **{option: value})
+    assert app.get_queue_sizes("default") == EMPTY

@@ -40,6 +40,7 @@ KEY_POSITIONS: dict[str, tuple[int, ...] | str] = {
     "ZCARD": (1,),
     "ZRANGE": (1,),
     "ZRANGEBYSCORE": (1,),
+    "ZSCAN": (1,),
     "ZREMRANGEBYSCORE": (1,),
     "DEL": "rest",
     "EXISTS": "rest",

@@ -25,6 +25,7 @@ from taskq_core.states import Outcome, State
 
 __all__ = [
     "Broker",
+    "DroppedTask",
     "EnqueueRequest",
     "EnqueueResult",
     "Execution",
@@ -128,6 +129,27 @@ class StoredTask:
     executions: list[Execution] = field(default_factory=list)
     #: ``True`` when the id is in the state's index but its data is missing.
     missing: bool = False
+    #: what was unreadable in the data the broker keeps beside the payload
+    #: (priority, times, counts), or ``None``; the fields above then hold
+    #: defaults. A worker fails such a task instead of running it.
+    meta_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DroppedTask:
+    """A state entry a broker removed, or moved to ``error``, because the data
+    stored for it was missing or unreadable (see :meth:`Broker.take_dropped`)."""
+
+    queue: str
+    #: the task id (for an entry too damaged to hold one: the entry itself)
+    task_id: str
+    #: the state the entry was taken out of
+    state: State
+    #: what was wrong, for the log line
+    reason: str
+    #: ``True``: moved to ``error`` with an execution record saying why;
+    #: ``False``: removed
+    moved_to_error: bool = False
 
 
 class Broker(abc.ABC):
@@ -189,10 +211,12 @@ class Broker(abc.ABC):
         now and the task is owned by ``worker_id``. A unique task whose twin is
         already ``active`` is moved to ``scheduled`` at now + ``defer_seconds``
         (or its existing earlier time) instead and is not returned. An id
-        whose data is missing is dropped from the queue and not returned.
-        An ``error`` copy of a popped task stays in ``error``, with its
-        failure time and records. Returned tasks carry their payload and
-        ``executions_count``.
+        whose data is missing is dropped from the queue and not returned; so
+        is one whose data the broker cannot read (moved to ``error`` with a
+        record, where it can still store one). Both are reported by
+        :meth:`take_dropped`. An ``error`` copy of a popped task stays in
+        ``error``, with its failure time and records. Returned tasks carry
+        their payload and ``executions_count``.
         """
 
     @abc.abstractmethod
@@ -308,6 +332,14 @@ class Broker(abc.ABC):
         """Move up to ``limit`` scheduled tasks due by the broker's now to
         ``queued`` (``scheduled_due``), keeping their priority and due-time
         order. Returns how many moved; wakes workers when any did."""
+
+    def take_dropped(self) -> list[DroppedTask]:
+        """The entries this broker dropped since the last call (oldest first):
+        ids whose data was missing or unreadable, which :meth:`pop` and
+        :meth:`move_due` removed or moved to ``error`` instead of returning
+        them. The worker logs each as a warning naming queue and id. A broker
+        that keeps no such list returns ``[]``."""
+        return []
 
     # -- locks and semaphores -------------------------------------------------
     @abc.abstractmethod

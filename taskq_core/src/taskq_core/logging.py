@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -27,6 +28,34 @@ def taskq_processor(
     return event_dict
 
 
+def _text_key(key: Any) -> Any:
+    if isinstance(key, str | int | float | bool) or key is None:
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return repr(key)
+
+
+def _plain_keys(value: Any) -> Any:
+    """``value`` with every dict key JSON can write (bytes decoded, others repr'd)."""
+    if isinstance(value, dict):
+        return {_text_key(k): _plain_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_keys(v) for v in value]
+    return value
+
+
+def _json_dumps(event: Any, **kw: Any) -> str:
+    """``json.dumps`` that never fails on an event: values it cannot write are
+    written as their ``repr``, and dict keys it refuses (bytes, tuples: what
+    a damaged task's kwargs may hold) as text."""
+    kw.setdefault("default", repr)
+    try:
+        return json.dumps(event, **kw)
+    except (TypeError, ValueError):
+        return json.dumps(_plain_keys(event), **kw)
+
+
 def setup_structlog(
     *, fmt: str = "json", level: int | str = logging.INFO, logger_name: str = "taskq"
 ) -> None:
@@ -41,7 +70,7 @@ def setup_structlog(
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     elif fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
     else:
         raise ValueError(f"log format must be 'json' or 'console', got {fmt!r}")
     structlog.configure(

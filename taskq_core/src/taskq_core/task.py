@@ -180,6 +180,10 @@ class Task:
             data["runner_class"] = runner
         if priority:
             data["priority"] = priority
+        try:  # what a worker would refuse to read back is refused here
+            serialization.check_task_data(data)
+        except SerializationError as exc:
+            raise ValueError(f"cannot enqueue {serialized_func}: {exc}") from exc
         data["id"] = task_id
         self._data = data
         self._queue = queue
@@ -187,11 +191,14 @@ class Task:
     # -- loading -------------------------------------------------------------
     @classmethod
     def _from_stored(cls, tq: TaskQ, stored: StoredTask) -> Task:
+        """The one place stored data becomes a Task: the payload goes through the
+        typed decode, and whatever is unreadable (payload or the broker's meta)
+        is kept in :attr:`unreadable` instead of raising (Decision 19)."""
         if stored.missing:
             data: dict[str, Any] = {"id": stored.id}
         else:
             try:
-                data = serialization.decode_payload(stored.payload)
+                data = serialization.decode_task_data(stored.payload)
             except SerializationError as exc:  # listed and repairable, not a crash
                 data = {"id": stored.id, "func": UNREADABLE, "payload_error": str(exc)}
         data["id"] = stored.id
@@ -225,6 +232,17 @@ class Task:
     @property
     def id(self) -> str:
         return str(self._data["id"])
+
+    @property
+    def unreadable(self) -> str | None:
+        """What of this task's stored data could not be read (its payload, or the
+        data the broker keeps beside it), or ``None``. A worker never runs such
+        a task: it fails it with an execution record saying this."""
+        problems = [str(self._data["payload_error"])] if "payload_error" in self._data else []
+        meta_error = self._stored.meta_error if self._stored is not None else None
+        if meta_error:
+            problems.append(meta_error)
+        return "; ".join(problems) or None
 
     @property
     def data(self) -> dict[str, Any]:

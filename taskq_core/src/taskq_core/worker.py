@@ -212,6 +212,7 @@ class Worker:
                 self._maybe_log_stats()
         finally:
             self._return_prefetched(self._prefetched)
+            self._log_dropped()
             self.executor.close()
             call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
             restore()
@@ -289,6 +290,7 @@ class Worker:
             did_work = did_work or popped
             if not popped and not slot_refused:
                 self._queue_set.discard(queue)
+        self._log_dropped()
         if not did_work and not self.stop_requested and not burst:
             timeout = float(self.tq.config["SELECT_TIMEOUT"])
             if self._deadline is not None:  # --exit-after: do not idle past it
@@ -298,6 +300,18 @@ class Worker:
                     self.log.debug("new queue", queue=name)
                     self._queue_set.add(name)
         return did_work
+
+    def _log_dropped(self) -> None:
+        """One warning per entry the broker dropped or moved to error because
+        its stored data was missing or unreadable (Decision 19)."""
+        for entry in self.tq.broker.take_dropped():
+            self.log.warning(
+                "unreadable task moved to error" if entry.moved_to_error else "dropped task",
+                queue=entry.queue,
+                task_id=entry.task_id,
+                state=entry.state.value,
+                reason=entry.reason,
+            )
 
     def _nothing_queued(self) -> bool:
         self._maintenance(force=True)  # due scheduled tasks count as queued work
@@ -370,6 +384,9 @@ class Worker:
                     )
                 continue
             task = Task._from_stored(self.tq, stored)
+            if task.unreadable is not None:  # nothing to retry it with: fail it
+                self._fail_expired_unreadable(queue, task, stored.ts, older_than)
+                continue
             record = make_execution(
                 stored.ts,
                 None,
@@ -398,6 +415,23 @@ class Worker:
                 )
                 self._report(task, record, decision)
         return dropped
+
+    def _fail_expired_unreadable(
+        self, queue: str, task: Task, started: float, older_than: float
+    ) -> None:
+        """A lost task whose stored data cannot be read: to error with a record
+        saying so (its retry options cannot be trusted)."""
+        record = make_execution(
+            started,
+            SerializationError(f"worker lost, and {task.unreadable}"),
+            store_tracebacks=self.store_tracebacks,
+            worker_id=self.id,
+        )
+        if self.tq.broker.recover_expired(queue, task.id, older_than, "error", execution=record):
+            self.log.error(
+                "failing expired task", queue=queue, task_id=task.id, error=task.unreadable
+            )
+            self._report(task, record, Decision("error"))
 
     # -- periodic tasks -----------------------------------------------------------------
     def _queue_periodic_tasks(self) -> None:
@@ -464,8 +498,8 @@ class Worker:
         for item in stored:
             counts[item.id] = item.executions_count
             task = Task._from_stored(self.tq, item)
-            if "payload_error" in task.data:  # unreadable: fail it, keep going
-                self._fail_unreadable(queue, task, SerializationError(task.data["payload_error"]))
+            if task.unreadable is not None:  # never run it: fail it, keep going
+                self._fail_unreadable(queue, task, SerializationError(task.unreadable))
             else:
                 tasks.append(task)
         groups = self._groups(tasks)

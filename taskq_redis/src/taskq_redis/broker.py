@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time as _time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,6 +17,7 @@ import redis.exceptions
 
 from taskq_core.broker import (
     Broker,
+    DroppedTask,
     EnqueueRequest,
     EnqueueResult,
     Execution,
@@ -41,6 +44,10 @@ _OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
 _PURGE_CHUNK = 1000
 _PIPELINE_CHUNK = 1000
 _MIN_SERVER = (6, 2)
+#: dropped entries kept for take_dropped()
+_DROPPED_KEPT = 10_000
+#: state numbers of the scripts (see _keys.STATE_NUMBERS)
+_STATES_BY_NUMBER = {number: state for state, number in STATE_NUMBERS.items()}
 
 
 def _num(value: float) -> str:
@@ -55,8 +62,12 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _opt_float(raw: bytes) -> float | None:
-    return float(raw) if raw else None
+def _id_text(value: bytes | str) -> str:
+    """A task id read back from Redis; bytes that are not UTF-8 (a damaged
+    entry) are shown escaped instead of raising."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value
 
 
 def setup_warnings(version: str, policy: str | None) -> list[str]:
@@ -85,20 +96,81 @@ class _Meta:
     scheduled_at: float | None = None
     time_last_queued: float | None = None
     executions_count: int = 0
+    #: what is wrong with the meta string (the fields then hold defaults)
+    problem: str | None = None
+
+
+# The meta string "priority|scheduled_at|time_last_queued|queued_at|seq|
+# count|first" is read with the same rules as check_meta in lua/_queue.lua.
+_INT = re.compile(rb"-?[0-9]+")
+_NUMBER = re.compile(rb"[0-9.eE+-]+")
+_MAX_PRIORITY = 1000
+_MAX_RECORDS = 1_000_000
+
+
+def _excerpt(raw: bytes) -> str:
+    return repr(raw[:40].decode("utf-8", "backslashreplace"))
+
+
+def _meta_int(raw: bytes) -> int | None:
+    return int(raw) if len(raw) <= 16 and _INT.fullmatch(raw) else None
+
+
+def _meta_number(raw: bytes) -> float | None:
+    if not _NUMBER.fullmatch(raw):
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _meta_problem(parts: list[bytes]) -> str | None:
+    """What is wrong with the seven fields of a meta string, or ``None``."""
+    priority, scheduled_at, last_queued, queued_at, seq, count, first = parts
+    number = _meta_int(priority)
+    if number is None or abs(number) > _MAX_PRIORITY:
+        return f"field 'priority' is not an integer in -1000..1000: {_excerpt(priority)}"
+    for name, raw in (("scheduled_at", scheduled_at), ("time_last_queued", last_queued)):
+        if raw and _meta_number(raw) is None:
+            return f"field {name!r} is not a number: {_excerpt(raw)}"
+    if bool(queued_at) != bool(seq):
+        return "fields 'queued_at' and 'seq' are not both set or both empty"
+    if queued_at:
+        when = _meta_number(queued_at)
+        if when is None or not -1e10 < when < 1e11:
+            return f"field 'queued_at' is not a time: {_excerpt(queued_at)}"
+        sequence = _meta_int(seq)
+        if sequence is None or sequence < 0 or len(seq) > 13:
+            return f"field 'seq' is not an integer of at most 13 digits: {_excerpt(seq)}"
+    n_count, n_first = _meta_int(count), _meta_int(first)
+    if n_count is None or n_count < 0:
+        return f"field 'count' is not an integer >= 0: {_excerpt(count)}"
+    if n_first is None or not 1 <= n_first <= n_count + 1 or n_count - n_first >= _MAX_RECORDS:
+        return f"field 'first' is not a record number in 1..count+1: {_excerpt(first)}"
+    return None
 
 
 def _parse_meta(raw: bytes | None) -> _Meta:
+    """The meta of a task; never raises: what cannot be read is named in
+    ``problem`` (the fields that can still be read are kept)."""
     if not raw:
-        return _Meta()
-    # priority|scheduled_at|time_last_queued|queued_at|seq|count|first_stored
+        return _Meta(problem="the task's metadata is missing")
     parts = raw.split(b"|")
     if len(parts) != 7:
-        return _Meta()
+        return _Meta(
+            problem=f"the task's metadata is not 7 fields separated by '|': {_excerpt(raw)}"
+        )
+    problem = _meta_problem(parts)
+    priority = _meta_int(parts[0])
+    count = _meta_int(parts[5])
     return _Meta(
-        priority=int(parts[0] or b"0"),
-        scheduled_at=_opt_float(parts[1]),
-        time_last_queued=_opt_float(parts[2]),
-        executions_count=int(parts[5] or b"0"),
+        priority=priority if priority is not None and abs(priority) <= _MAX_PRIORITY else 0,
+        scheduled_at=_meta_number(parts[1]),
+        time_last_queued=_meta_number(parts[2]),
+        executions_count=count if count is not None and count >= 0 else 0,
+        problem=None if problem is None else f"the task's metadata {problem}",
     )
 
 
@@ -111,8 +183,15 @@ def _encode_execution(execution: Execution) -> bytes:
 
 
 def _decode_execution(raw: bytes) -> Execution:
-    value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return dict(value) if isinstance(value, dict) else {"value": value}
+    """A stored record; one that is not a msgpack map of text keys (damaged)
+    comes back as ``{"unreadable": what is wrong}`` instead of raising."""
+    try:
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception as exc:
+        return {"unreadable": f"execution record is not valid msgpack ({type(exc).__name__})"}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return {"unreadable": f"execution record is not a map of fields: {value!r:.60}"}
+    return dict(value)
 
 
 @dataclass
@@ -152,6 +231,9 @@ class RedisBroker(Broker):
         self.client, self.url, self._owns_client = make_client(connection, url, options)
         self.scripts = ScriptSet()
         self._pubsub: redis.client.PubSub | None = None
+        #: what the scripts dropped, until take_dropped() (the newest, if
+        #: nobody asks)
+        self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
 
     @classmethod
     def from_options(
@@ -321,14 +403,38 @@ class RedisBroker(Broker):
             "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
         )
 
+    def _keep_dropped(self, queue: str, raw: Sequence[Any]) -> None:
+        """Remember the entries a script reports as dropped (id, state number,
+        reason, moved to error) for :meth:`take_dropped`."""
+        for i in range(0, len(raw) - 3, 4):
+            self._dropped.append(
+                DroppedTask(
+                    queue=queue,
+                    task_id=_id_text(raw[i]),
+                    state=_STATES_BY_NUMBER.get(int(raw[i + 1]), State.QUEUED),
+                    reason=_id_text(raw[i + 2]),
+                    moved_to_error=raw[i + 3] in (b"1", "1"),
+                )
+            )
+
+    def take_dropped(self) -> list[DroppedTask]:
+        """The entries pop and move_due dropped or moved to error since the
+        last call, because their stored data was missing or unreadable."""
+        dropped: list[DroppedTask] = []
+        while self._dropped:
+            dropped.append(self._dropped.popleft())
+        return dropped
+
     def _popped(self, queue: str, raw: Any) -> list[StoredTask]:
         now = float(raw[0])
+        n_dropped = int(raw[1])
+        self._keep_dropped(queue, raw[2 : 2 + n_dropped])
         tasks: list[StoredTask] = []
-        for i in range(1, len(raw), 3):
+        for i in range(2 + n_dropped, len(raw), 3):
             meta = _parse_meta(raw[i + 2])
             tasks.append(
                 StoredTask(
-                    id=_text(raw[i]),
+                    id=_id_text(raw[i]),
                     queue=queue,
                     state=State.ACTIVE,
                     payload=bytes(raw[i + 1]),
@@ -337,6 +443,7 @@ class RedisBroker(Broker):
                     scheduled_at=meta.scheduled_at,
                     time_last_queued=meta.time_last_queued,
                     executions_count=meta.executions_count,
+                    meta_error=meta.problem,
                 )
             )
         return tasks
@@ -431,7 +538,7 @@ class RedisBroker(Broker):
         ]
         found: list[tuple[float, str, str]] = []
         for queue, entries in zip(queues, self._run(calls), strict=True):
-            found += [(float(score), queue, _text(member)) for member, score in entries]
+            found += [(float(score), queue, _id_text(member)) for member, score in entries]
         found.sort()
         return [(queue, task_id) for _, queue, task_id in found[:limit]]
 
@@ -462,7 +569,9 @@ class RedisBroker(Broker):
     def move_due(self, queue: str, limit: int) -> int:
         if limit <= 0:
             return 0
-        return int(self._one(self._queue_call("move_due", self.layout.queue(queue), int(limit))))
+        raw = self._one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
+        self._keep_dropped(queue, raw[2 : 2 + int(raw[1])])
+        return int(raw[0])
 
     # -- locks and semaphores -----------------------------------------------------------------
     @staticmethod
@@ -604,7 +713,7 @@ class RedisBroker(Broker):
             missing = has_data != b"1"
             tasks.append(
                 StoredTask(
-                    id=_text(task_id),
+                    id=_id_text(task_id),
                     queue=queue,
                     state=state,
                     payload=b"" if missing else bytes(payload),
@@ -615,6 +724,7 @@ class RedisBroker(Broker):
                     executions_count=meta.executions_count,
                     executions=[_decode_execution(r) for r in records if r],
                     missing=missing,
+                    meta_error=None if missing else meta.problem,
                 )
             )
         return total, tasks

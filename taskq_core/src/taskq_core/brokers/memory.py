@@ -21,12 +21,14 @@ import heapq
 import itertools
 import threading
 import time as _time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from taskq_core.broker import (
     Broker,
+    DroppedTask,
     EnqueueRequest,
     EnqueueResult,
     Execution,
@@ -44,6 +46,8 @@ _Key = tuple[str, str]
 _Entry = tuple[float, int]
 #: a queued-heap entry: (-priority, score, sequence, task id).
 _HeapItem = tuple[int, float, int, str]
+#: dropped entries kept for take_dropped()
+_DROPPED_KEPT = 10_000
 
 
 @dataclass
@@ -95,6 +99,8 @@ class MemoryBroker(Broker):
         self._system_locks: dict[str, float] = {}
         self._rate_limits: dict[str, float] = {}
         self._activity: set[str] = set()
+        #: what pop dropped, until take_dropped() (the newest, if nobody asks)
+        self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
 
     def __repr__(self) -> str:
         return f"<MemoryBroker tasks={len(self._data)}>"
@@ -302,8 +308,11 @@ class MemoryBroker(Broker):
                     continue  # a stale heap item: the entry moved or changed
                 self._remove(State.QUEUED, queue, task_id)
                 key = (queue, task_id)
-                if key not in self._data:
-                    continue  # the data is gone: drop the id
+                if key not in self._data:  # the data is gone: drop the id
+                    self._dropped.append(
+                        DroppedTask(queue, task_id, State.QUEUED, "its data is missing")
+                    )
+                    continue
                 if self._entry(State.ACTIVE, queue, task_id) is not None:
                     # the unique twin is running: try again later (a queued
                     # copy is never also scheduled, so there is no earlier time)
@@ -316,6 +325,13 @@ class MemoryBroker(Broker):
                 assert entry is not None
                 out.append(self._stored(queue, task_id, State.ACTIVE, entry))
         return out
+
+    def take_dropped(self) -> list[DroppedTask]:
+        """The ids :meth:`pop` dropped since the last call (their data was gone)."""
+        with self._lock:
+            dropped = list(self._dropped)
+            self._dropped.clear()
+        return dropped
 
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         """Refresh the active score of tasks ``worker_id`` owns."""

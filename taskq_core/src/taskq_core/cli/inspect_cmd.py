@@ -45,6 +45,8 @@ def _task_dict(task: Any, with_executions: bool = False) -> dict[str, Any]:
         data["payload_error"] = task.data["payload_error"]
     elif task.data.get("func") is None:
         data["missing"] = True
+    if task.unreadable is not None:
+        data["unreadable"] = task.unreadable
     if with_executions:
         data["executions"] = task.executions
     return data
@@ -103,7 +105,8 @@ def tasks(queue: str, state: str, skip: int, limit: int, as_json: bool, **option
             [*map(repr, info["args"]), *(f"{k}={v!r}" for k, v in info["kwargs"].items())]
         )
         what = info["func"] or "(data missing)"
-        click.echo(f"{task.id}  {info['ts']}  {what}({args})")
+        unreadable = f"  (unreadable: {info['unreadable']})" if "unreadable" in info else ""
+        click.echo(f"{task.id}  {info['ts']}  {what}({args}){unreadable}")
 
 
 @click.command(cls=AppCommand, context_settings=_CTX)
@@ -146,13 +149,17 @@ def task(
         "time_last_queued",
     ):
         click.echo(f"{key:>16}: {info[key]}")
+    if "unreadable" in info:
+        click.echo(f"{'unreadable':>16}: {info['unreadable']}")
     click.echo(f"{'failed runs':>16}: {found.n_executions()}")
     for i, record in enumerate(info["executions"], 1):
         click.echo(f"--- execution {i}: {record.get('exception_name')} on {record.get('host')}")
         if record.get("policy_error"):
             click.echo(f"policy error: {record['policy_error']}")
+        if record.get("unreadable"):
+            click.echo(f"(unreadable: {record['unreadable']})")
         if record.get("traceback"):
-            click.echo(record["traceback"].rstrip())
+            click.echo(str(record["traceback"]).rstrip())
 
 
 def _single(action: str, help_text: str) -> click.Command:

@@ -1479,6 +1479,26 @@ class BrokerContractTests:
         assert broker.queue_sizes(Q)[State.QUEUED] == 0
         assert _states_of(broker, Q, "lost") == set()
 
+    def test_pop_reports_the_ids_it_drops(
+        self, broker: Broker, drop_task_data: DropTaskData | None
+    ) -> None:
+        """Decision 19: an id that pop drops because its data is missing is
+        reported once by take_dropped (queue, id, state, reason), so that the
+        worker can log it; nothing else is reported."""
+        drop = self._need_drop(drop_task_data)
+        broker.enqueue(_req("lost"))
+        time.sleep(0.002)
+        broker.enqueue(_req("kept"))
+        drop(broker, Q, "lost")
+        assert broker.take_dropped() == []
+        assert _ids(broker.pop(Q, 10, "w1", FAR)) == ["kept"]
+        dropped = broker.take_dropped()
+        assert [(d.queue, d.task_id, d.state, d.moved_to_error) for d in dropped] == [
+            (Q, "lost", State.QUEUED, False)
+        ]
+        assert "missing" in dropped[0].reason
+        assert broker.take_dropped() == []
+
     def test_list_tasks_marks_missing_data_once(
         self, broker: Broker, drop_task_data: DropTaskData | None
     ) -> None:

@@ -57,30 +57,25 @@ local function time_string(x)
 end
 
 -- -- meta ---------------------------------------------------------------------
+--
+-- Stored data may be damaged or written by someone else, so every script
+-- checks what it parses before it changes anything: check_meta reads a meta
+-- string only if every field is well-formed (the same rules as the broker's
+-- Python side):
+--   priority          an integer in -1000..1000
+--   scheduled_at,     "" or a finite decimal number (digits, sign, point,
+--   time_last_queued  exponent; no spaces, hex, inf or nan)
+--   queued_at, seq    both "" or both set: a time in (-1e10, 1e11) and an
+--                     integer in 0..9999999999999 (they must fit the 30
+--                     characters before the id in a queued member)
+--   count, first      integers, count >= 0, 1 <= first <= count + 1, and at
+--                     most a million records between them
+-- A task whose meta cannot be read is moved to error with an execution record
+-- saying so (fail_unreadable), never queued again with made-up values.
 
-local function parse_meta(raw)
-  if not raw then
-    return nil
-  end
-  local p, s, t, q, n, c, f =
-    string.match(raw, "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
-  if not p then
-    return nil
-  end
-  return {
-    priority = p,
-    scheduled_at = s,
-    time_last_queued = t,
-    queued_at = q,
-    seq = n,
-    count = tonumber(c) or 0,
-    first = tonumber(f) or 1,
-  }
-end
-
-local function get_meta(id)
-  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
-end
+local META_PATTERN = "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$"
+local MAX_RECORDS = 1000000
+local UNREADABLE_EXCEPTION = "taskq_core.exceptions:SerializationError"
 
 local function new_meta()
   return {
@@ -94,12 +89,199 @@ local function new_meta()
   }
 end
 
+-- A printable excerpt of a stored value, for messages.
+local function excerpt(value)
+  local text = string.gsub(string.sub(value, 1, 40), "[^%w%.%+%-_]", "?")
+  return "'" .. text .. "'"
+end
+
+-- An integer of at most 15 digits (exact as a Lua number), or nil.
+local function parse_int(s)
+  if #s > 16 or not string.find(s, "^%-?%d+$") then
+    return nil
+  end
+  return tonumber(s)
+end
+
+-- A finite decimal number, or nil.
+local function parse_number(s)
+  if not string.find(s, "^[%d%.eE%+%-]+$") then
+    return nil
+  end
+  local x = tonumber(s)
+  if x == nil or x ~= x or x == math.huge or x == -math.huge then
+    return nil
+  end
+  return x
+end
+
+local function records_ok(count, first)
+  return count and first and count >= 0 and first >= 1 and first <= count + 1
+    and count - first < MAX_RECORDS
+end
+
+-- The meta table of a meta string, or nil and what is wrong with it.
+local function check_meta(raw)
+  if not raw then
+    return nil, "is missing"
+  end
+  local p, s, t, q, n, c, f = string.match(raw, META_PATTERN)
+  if not p then
+    return nil, "is not 7 fields separated by '|': " .. excerpt(raw)
+  end
+  local priority = parse_int(p)
+  if not priority or priority < -1000 or priority > 1000 then
+    return nil, "field 'priority' is not an integer in -1000..1000: " .. excerpt(p)
+  end
+  if s ~= "" and not parse_number(s) then
+    return nil, "field 'scheduled_at' is not a number: " .. excerpt(s)
+  end
+  if t ~= "" and not parse_number(t) then
+    return nil, "field 'time_last_queued' is not a number: " .. excerpt(t)
+  end
+  if (q == "") ~= (n == "") then
+    return nil, "fields 'queued_at' and 'seq' are not both set or both empty"
+  end
+  if q ~= "" then
+    local x = parse_number(q)
+    if not x or x <= -1e10 or x >= 1e11 then
+      return nil, "field 'queued_at' is not a time: " .. excerpt(q)
+    end
+    local seq = parse_int(n)
+    if not seq or seq < 0 or #n > 13 then
+      return nil, "field 'seq' is not an integer of at most 13 digits: " .. excerpt(n)
+    end
+  end
+  local count, first = parse_int(c), parse_int(f)
+  if not count or count < 0 then
+    return nil, "field 'count' is not an integer >= 0: " .. excerpt(c)
+  end
+  if not records_ok(count, first) then
+    return nil, "field 'first' is not a record number in 1..count+1: " .. excerpt(f)
+  end
+  return {
+    priority = p,
+    scheduled_at = s,
+    time_last_queued = t,
+    queued_at = q,
+    seq = n,
+    count = count,
+    first = first,
+  }
+end
+
+-- The meta table of a meta string, or nil (missing or unreadable).
+local function parse_meta(raw)
+  return (check_meta(raw))
+end
+
+-- A fresh meta keeping what of an unreadable one can still be read: the
+-- priority, the times and (so that no record is lost) the record numbers.
+local function salvage_meta(raw)
+  local m = new_meta()
+  local p, s, t, _, _, c, f
+  if raw then
+    p, s, t, _, _, c, f = string.match(raw, META_PATTERN)
+  end
+  if not p then
+    return m
+  end
+  local priority = parse_int(p)
+  if priority and priority >= -1000 and priority <= 1000 then
+    m.priority = p
+  end
+  if parse_number(s) then
+    m.scheduled_at = s
+  end
+  if parse_number(t) then
+    m.time_last_queued = t
+  end
+  local count, first = parse_int(c), parse_int(f)
+  if records_ok(count, first) then
+    m.count, m.first = count, first
+  end
+  return m
+end
+
+local function get_meta(id)
+  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+end
+
+-- The task's meta; if missing or unreadable, a salvaged one.
+local function get_meta_or_new(id)
+  local raw = redis.call("HGET", KEYS[TASKS], "m:" .. id)
+  return parse_meta(raw) or salvage_meta(raw)
+end
+
 local function meta_string(m)
   return table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.queued_at, m.seq, m.count, m.first }, "|")
 end
 
 local function set_meta(id, m)
   redis.call("HSET", KEYS[TASKS], "m:" .. id, meta_string(m))
+end
+
+-- Entries a script took out of a state because their data was missing or
+-- unreadable: id, state number, reason, "1" if moved to error (else removed).
+-- Scripts that drop entries return this list for the worker to log.
+local dropped = {}
+
+local function report(id, s, reason, to_error)
+  dropped[#dropped + 1] = id
+  dropped[#dropped + 1] = s
+  dropped[#dropped + 1] = reason
+  dropped[#dropped + 1] = to_error and "1" or "0"
+end
+
+-- Whether `s` is valid UTF-8 (task ids are text to the workers).
+local function utf8_ok(s)
+  if not string.find(s, "[\128-\255]") then
+    return true
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local extra, low, high = 0, 0x80, 0xBF
+    if c < 0x80 then
+      extra = 0
+    elseif c >= 0xC2 and c <= 0xDF then
+      extra = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+      extra = 2
+      if c == 0xE0 then
+        low = 0xA0
+      elseif c == 0xED then
+        high = 0x9F
+      end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      extra = 3
+      if c == 0xF0 then
+        low = 0x90
+      elseif c == 0xF4 then
+        high = 0x8F
+      end
+    else
+      return false
+    end
+    for k = 1, extra do
+      local b = string.byte(s, i + k)
+      if not b or b < low or b > high then
+        return false
+      end
+      low, high = 0x80, 0xBF
+    end
+    i = i + extra + 1
+  end
+  return true
+end
+
+-- Whether a queued zset member has the 30-character time and seq prefix of
+-- queued_member, followed by an id (UTF-8 text).
+local function member_ok(member)
+  return #member > MEMBER_PREFIX
+    and string.find(string.sub(member, 1, 17), "^%-?%d+$") ~= nil
+    and string.find(string.sub(member, 18, MEMBER_PREFIX), "^%d+$") ~= nil
+    and utf8_ok(string.sub(member, MEMBER_PREFIX + 1))
 end
 
 -- -- states -------------------------------------------------------------------
@@ -211,12 +393,35 @@ local function reset_executions(id, m)
   m.first = 1
 end
 
--- Delete everything stored for a task (payload, meta, owner, records).
+-- Delete everything stored for a task (payload, meta, owner, records); `m`
+-- nil: the records that an unreadable meta still tells of.
 local function delete_task(id, m)
-  if m then
-    drop_records(id, m.first, m.count)
-  end
+  m = m or salvage_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+  drop_records(id, m.first, m.count)
   redis.call("HDEL", KEYS[TASKS], "d:" .. id, "m:" .. id, "o:" .. id)
+end
+
+-- An execution record (msgpack, like the worker's) for a task failed here.
+local function unreadable_record(message, now)
+  return cmsgpack.pack({
+    time_started = now,
+    time_failed = now,
+    exception_name = UNREADABLE_EXCEPTION,
+    exception = message,
+    traceback = message,
+    success = false,
+    host = "redis",
+  })
+end
+
+-- Move a task whose stored data cannot be read to error, with a record saying
+-- `message`; `m` is its salvaged meta (stored, readable again). The caller has
+-- taken it out of the state it was in.
+local function fail_unreadable(id, m, message, now, now_s)
+  append_execution(id, m, unreadable_record(message, now), "")
+  redis.call("HDEL", KEYS[TASKS], "o:" .. id)
+  add(ERROR, id, now_s)
+  set_meta(id, m)
 end
 
 -- -- moves --------------------------------------------------------------------
@@ -260,7 +465,18 @@ end
 -- checked that the id is active and may be ended.
 local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
   remove(ACTIVE, id)
-  local m = get_meta(id)
+  local raw = redis.call("HGET", KEYS[TASKS], "m:" .. id)
+  local m, problem = check_meta(raw)
+  if not m and outcome ~= "done" and (raw or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 1) then
+    -- the meta cannot be trusted to make it pending again: to error, with
+    -- the run's record and one saying why
+    m = salvage_meta(raw)
+    if record ~= "" then
+      append_execution(id, m, record, max_stored)
+    end
+    fail_unreadable(id, m, "the task's metadata " .. problem, now, now_s)
+    return
+  end
   if m and record ~= "" then
     append_execution(id, m, record, max_stored)
   end

@@ -18,9 +18,30 @@
 -- first in; ids not in the state are left out for "ids"), its time (queued: the
 -- queued time from the meta), "1"/"0" whether d:<id> exists, the payload
 -- ("" when missing), the meta string ("" when missing) and its newest n
--- records, oldest first.
+-- records, oldest first. Nothing read is trusted: a malformed queued member
+-- is listed as an id of its own with no data (time 0); a queued task whose
+-- meta is unreadable is found by its member (ZSCAN), and its records are
+-- those its meta's record numbers still tell of.
 
 local state, n_exec, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+
+-- The queued time of a task whose meta cannot say which member is its entry:
+-- found by scanning for a member ending in the id (only for unreadable meta).
+local function find_queued(id)
+  local pattern = "*" .. string.gsub(id, "[%*%?%[%]\\]", "\\%0")
+  local cursor = "0"
+  repeat
+    local reply = redis.call("ZSCAN", KEYS[QUEUED], cursor, "MATCH", pattern, "COUNT", 1000)
+    cursor = reply[1]
+    for i = 1, #reply[2], 2 do
+      local member = reply[2][i]
+      if member_ok(member) and string.sub(member, MEMBER_PREFIX + 1) == id then
+        return time_string(tonumber(string.sub(member, 1, 17)) / 1000000)
+      end
+    end
+  until cursor == "0"
+  return nil
+end
 local out = { redis.call("ZCARD", KEYS[state]) }
 local entries = {}
 if mode == "range" then
@@ -46,11 +67,16 @@ if mode == "range" then
     end
     for i = skip + 1, math.min(need, #members) do
       local member = members[i]
-      -- the queued time, in microseconds (exactly: in the meta, see below)
-      entries[#entries + 1] = {
-        string.sub(member, MEMBER_PREFIX + 1),
-        time_string(tonumber(string.sub(member, 1, 17)) / 1000000),
-      }
+      if member_ok(member) then
+        -- the queued time, in microseconds (exactly: in the meta, see below)
+        entries[#entries + 1] = {
+          string.sub(member, MEMBER_PREFIX + 1),
+          time_string(tonumber(string.sub(member, 1, 17)) / 1000000),
+        }
+      else
+        -- a malformed entry: listed as itself, with no data (pop drops it)
+        entries[#entries + 1] = { member, "0" }
+      end
     end
   elseif limit > 0 then
     local flat = redis.call("ZRANGE", KEYS[state], skip, skip + limit - 1, "WITHSCORES")
@@ -61,7 +87,17 @@ if mode == "range" then
 else
   for i = 6, #ARGV do
     local id = ARGV[i]
-    local score = score_in(state, id, state == QUEUED and get_meta(id) or nil)
+    local score
+    if state == QUEUED then
+      local m = get_meta(id)
+      if m then
+        score = score_in(QUEUED, id, m)
+      else
+        score = find_queued(id)
+      end
+    else
+      score = score_in(state, id)
+    end
     if score then
       entries[#entries + 1] = { id, score }
     end
@@ -74,13 +110,15 @@ for _, entry in ipairs(entries) do
   if state == QUEUED and m and m.queued_at ~= "" then
     score = m.queued_at
   end
+  -- an unreadable meta still shows the records it tells of
+  m = m or salvage_meta(data[2])
   out[#out + 1] = id
   out[#out + 1] = score
   out[#out + 1] = data[1] and "1" or "0"
   out[#out + 1] = data[1] or ""
   out[#out + 1] = data[2] or ""
   local records = {}
-  if m and n_exec > 0 and m.count >= m.first then
+  if n_exec > 0 and m.count >= m.first then
     local fields = {}
     for k = math.max(m.first, m.count - n_exec + 1), m.count do
       fields[#fields + 1] = "x:" .. id .. ":" .. k

@@ -21,7 +21,7 @@ if not score_in(ERROR, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 
 end
 remove(ERROR, id)
 local _, now_s = server_now()
-local m = get_meta(id) or new_meta()
+local m = get_meta_or_new(id)
 if not pending(id, m) then
   queue_task(id, m, now_s)
 end
