@@ -17,6 +17,7 @@ from taskq_core.exceptions import (
     StopRetry,
     TaskImportError,
     TaskNotFound,
+    TaskRefused,
 )
 from taskq_core.hookspecs import hookimpl
 from taskq_core.retry import exponential, fixed, linear
@@ -40,6 +41,7 @@ __all__ = [
     "TaskNotFound",
     # The application
     "TaskQ",
+    "TaskRefused",
     # Policies
     "cron",
     "exponential",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq_core._internal import import_attribute
 from taskq_core.broker import Execution, FinishOutcome
-from taskq_core.exceptions import StopRetry, TaskImportError
+from taskq_core.exceptions import StopRetry, TaskImportError, TaskRefused
 
 if TYPE_CHECKING:
     from taskq_core.app import TaskQ
@@ -30,10 +30,17 @@ class Decision:
         return f"Decision({self.outcome!r}, when={self.when!r}, log_error={self.log_error!r})"
 
 
-def _call_retry_method(spec: Any, retry_number: int) -> float:
+#: the exception name of a refused task's record (API decision 18)
+_REFUSED = f"{TaskRefused.__module__}:{TaskRefused.__qualname__}"
+
+
+def _call_retry_method(spec: Any, retry_number: int, allowed: Any) -> float:
     from taskq_core.retry import load_retry_method
 
-    method = load_retry_method(spec) if isinstance(spec, list | tuple) else spec
+    if isinstance(spec, list | tuple):
+        method = load_retry_method(spec, allowed_modules=allowed)
+    else:
+        method = spec
     return float(method(retry_number))
 
 
@@ -42,8 +49,16 @@ def decide_retry(
 ) -> Decision:
     """TaskTiger's retry decision for a failed run.
 
-    ``retry_number`` counts failed executions including this one.
+    ``retry_number`` counts failed executions including this one. A task that
+    was refused (API decision 18) goes to ``error``: its retry method is never
+    imported.
     """
+    try:
+        task.check_allowed()
+    except TaskRefused:
+        return Decision("error", None, True)
+    if execution.get("exception_name") == _REFUSED:
+        return Decision("error", None, True)
     log_error = True
     method: Any = None
     if execution.get("retry"):
@@ -64,7 +79,9 @@ def decide_retry(
             method = task.retry_method
     if method is not None:
         try:
-            delay = _call_retry_method(method, max(retry_number, 1))
+            delay = _call_retry_method(
+                method, max(retry_number, 1), tq.config["ALLOWED_TASK_MODULES"]
+            )
             return Decision("retry", now + delay, log_error)
         except StopRetry:
             pass
