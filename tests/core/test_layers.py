@@ -34,6 +34,7 @@ def test_retry_imports_only_leaves() -> None:
         "taskq_core.retry",
         "taskq_core.exceptions",
         "taskq_core._internal",
+        "taskq_core.task_modules",
     }
 
 

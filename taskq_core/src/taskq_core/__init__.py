@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from taskq_core.exceptions import (
         BrokerConnectionError,
         JobTimeoutException,
+        PolicyError,
         QueueFullException,
         RetryException,
         SerializationError,
         StopRetry,
         TaskImportError,
         TaskNotFound,
+        TaskRefused,
     )
     from taskq_core.hookspecs import hookimpl
     from taskq_core.retry import exponential, fixed, linear
@@ -38,6 +40,7 @@ __all__ = [
     # Errors
     "BrokerConnectionError",
     "JobTimeoutException",
+    "PolicyError",
     "QueueFullException",
     "RetryException",
     "SerializationError",
@@ -48,6 +51,7 @@ __all__ = [
     "TaskNotFound",
     # The application
     "TaskQ",
+    "TaskRefused",
     # Policies
     "cron",
     "exponential",
@@ -79,6 +83,8 @@ _HOMES: dict[str, str] = {
             "StopRetry",
             "TaskImportError",
             "TaskNotFound",
+            "TaskRefused",
+            "PolicyError",
         ),
         "taskq_core.exceptions",
     ),

@@ -278,9 +278,13 @@ class TaskQ:
         :meth:`Task.delay`; ``when`` applies to all of them. Tasks that
         ``max_queue_size`` refused are left out of the returned list; nothing
         raises for them. With ``ALWAYS_EAGER`` (and no future ``when``) the tasks
-        run inline, one after the other.
+        run inline, one after the other. A task naming a callable a worker must
+        not run raises :class:`~taskq_core.exceptions.TaskRefused` before any
+        task is enqueued.
         """
         due = to_when(when)
+        for task in tasks:  # nothing is written if one of them is refused
+            task.check_allowed()
         if self.config["ALWAYS_EAGER"] and (due is None or due <= time.time()):
             for task in tasks:
                 task.execute()

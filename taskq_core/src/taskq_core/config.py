@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskq_core.exceptions import ConfigError
-from taskq_core.retry import fixed, serialize_retry_method
+from taskq_core.retry import fixed, policy_rule, serialize_retry_method
+from taskq_core.task_modules import normalize_allowed_modules
 
 __all__ = ["DEFAULTS", "DEFAULT_EXECUTOR", "Setting", "validate_config"]
 
@@ -52,7 +53,9 @@ SETTINGS: dict[str, Setting] = {
         [], (list, tuple, set, frozenset), "queues (and subqueues) one worker at a time"
     ),
     "DEFAULT_QUEUE": Setting("default", (str,), "queue of tasks that name none"),
-    "DEFAULT_RETRY_METHOD": Setting(None, (object,), "retry policy for retry=True/retry_on"),
+    "DEFAULT_RETRY_METHOD": Setting(
+        None, (object,), "retry policy for retry=True/retry_on", nullable=True
+    ),
     "DEFAULT_HARD_TIMEOUT": Setting(300, _NUM, "seconds before a run is killed"),
     "LOCK_RETRY": Setting(1, _NUM, "seconds until a task that met a lock is retried"),
     "ACTIVE_TASK_UPDATE_TIMER": Setting(10, _NUM, "heartbeat period"),
@@ -70,6 +73,13 @@ SETTINGS: dict[str, Setting] = {
     "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
     "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),
     "LOGGER_NAME": Setting("taskq", (str,), "structlog logger name"),
+    "ALLOWED_TASK_MODULES": Setting(
+        None,
+        (list, tuple, set, frozenset),
+        "modules (and their submodules) whose callables tasks may name; None: any "
+        "module outside the standard library",
+        nullable=True,
+    ),
     "PLUGIN_CONFIG": Setting({}, (dict,), "settings for plugins, keyed by plugin name"),
 }
 
@@ -92,7 +102,7 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(
                 f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(SETTINGS))}"
             )
-        if value is None and key == "DEFAULT_RETRY_METHOD":
+        if value is None and setting.nullable:
             merged[key] = value
             continue
         bad_bool = isinstance(value, bool) and bool not in setting.types
@@ -111,11 +121,19 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(
                 f"BATCH_QUEUES must map queue names to positive ints, got {name!r}: {size!r}"
             )
+    if merged["ALLOWED_TASK_MODULES"] is not None:
+        try:
+            merged["ALLOWED_TASK_MODULES"] = normalize_allowed_modules(
+                merged["ALLOWED_TASK_MODULES"]
+            )
+        except ValueError as exc:
+            raise ConfigError(f"config key 'ALLOWED_TASK_MODULES' {exc}") from exc
     if merged["DEFAULT_RETRY_METHOD"] is None:
         merged["DEFAULT_RETRY_METHOD"] = _default_retry()
     else:
         try:
-            serialize_retry_method(merged["DEFAULT_RETRY_METHOD"])
+            spec = serialize_retry_method(merged["DEFAULT_RETRY_METHOD"])
+            policy_rule(merged["ALLOWED_TASK_MODULES"]).check_path(spec[0], "retry method")
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"config key 'DEFAULT_RETRY_METHOD' is not a usable retry policy: {exc}"

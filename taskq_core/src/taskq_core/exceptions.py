@@ -25,6 +25,7 @@ __all__ = [
     "TaskImportError",
     "TaskNotFound",
     "TaskQError",
+    "TaskRefused",
     "UnknownBrokerError",
 ]
 
@@ -59,6 +60,16 @@ class SerializationError(TaskQError, TypeError):
 
 class TaskNotFound(TaskQError):
     """The task is not in the given queue and state, or its data is missing."""
+
+
+class TaskRefused(TaskQError, ValueError):
+    """A task names a callable a worker must not import or run: one of the
+    standard library or a builtin module, or one outside the config key
+    ``ALLOWED_TASK_MODULES`` (API decision 18).
+
+    Raised by ``delay()`` before anything is written; a stored task found to
+    name one fails with an execution record of this exception, never imported.
+    """
 
 
 class TaskImportError(ImportError):

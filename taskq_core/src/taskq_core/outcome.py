@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq_core._internal import import_attribute
 from taskq_core.broker import Execution
-from taskq_core.exceptions import PolicyError, StopRetry, TaskImportError
+from taskq_core.exceptions import PolicyError, StopRetry, TaskImportError, TaskRefused
 from taskq_core.retry import load_retry_method, serialize_retry_method
 from taskq_core.schedule import load_schedule, serialize_schedule
 from taskq_core.states import Outcome
@@ -101,12 +101,15 @@ def checked_delay(value: Any, now: float) -> float | str:
     return delay
 
 
-def _call_retry_method(spec: Any, retry_number: int, now: float) -> float:
+def _call_retry_method(spec: Any, retry_number: int, now: float, allowed: Any) -> float:
     """The checked delay from a policy; ``StopRetry`` to stop; ``PolicyError``
     saying what went wrong if the policy misbehaves."""
     name = describe_policy(spec)
     try:
-        method = load_retry_method(spec) if isinstance(spec, list | tuple) else spec
+        if isinstance(spec, list | tuple):
+            method = load_retry_method(spec, allowed_modules=allowed)
+        else:
+            method = spec
     except Exception as exc:
         raise PolicyError(f"retry policy {name} could not be loaded: {_raised(exc)}") from exc
     try:
@@ -157,6 +160,10 @@ def next_run(schedule: Any, now: dt.datetime) -> dt.datetime | None:
     return when
 
 
+#: the exception name of a refused task's record (API decision 18)
+_REFUSED = f"{TaskRefused.__module__}:{TaskRefused.__qualname__}"
+
+
 def decide_retry(
     tq: TaskQ, task: Task, execution: Execution, retry_number: int, now: float
 ) -> Decision:
@@ -165,8 +172,15 @@ def decide_retry(
     ``retry_number`` counts failed executions including this one. A policy
     that misbehaves (Decision 17) means ``error``, and ``execution`` (the
     record about to be stored) gets a ``policy_error`` that names the policy
-    and what it did.
+    and what it did. A task that was refused (Decision 18) goes to
+    ``error``: its retry method is never imported.
     """
+    try:
+        task.check_allowed()
+    except TaskRefused:
+        return Decision("error", None, True)
+    if execution.get("exception_name") == _REFUSED:
+        return Decision("error", None, True)
     log_error = True
     method: Any = None
     if execution.get("retry"):
@@ -187,7 +201,9 @@ def decide_retry(
             method = task.retry_method
     if method is not None:
         try:
-            delay = _call_retry_method(method, max(retry_number, 1), now)
+            delay = _call_retry_method(
+                method, max(retry_number, 1), now, tq.config["ALLOWED_TASK_MODULES"]
+            )
         except StopRetry:
             pass
         except PolicyError as exc:

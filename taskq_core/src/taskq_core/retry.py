@@ -28,6 +28,7 @@ import msgpack
 
 from taskq_core._internal import import_attribute, serialize_func
 from taskq_core.exceptions import SerializationError, StopRetry
+from taskq_core.task_modules import ModuleRule
 
 __all__ = [
     "ExponentialRetry",
@@ -39,6 +40,7 @@ __all__ = [
     "fixed",
     "linear",
     "load_retry_method",
+    "policy_rule",
     "serialize_retry_method",
 ]
 
@@ -116,6 +118,7 @@ def _path_of(func: Any, what: str) -> str:
     if not callable(func):
         raise TypeError(f"{what} {func!r} is not callable")
     path = serialize_func(func, what=what)
+    policy_rule(None).check_path(path, what)
     try:
         found = import_attribute(path)
     except ImportError as exc:
@@ -141,6 +144,7 @@ def _serialize_spec(value: Any, *, what: str, value_type: type[_SpecValue]) -> l
         if isinstance(head, str):
             if not head.strip():
                 raise ValueError(f"a {what} spec needs a dotted path, got {value!r}")
+            policy_rule(None).check_path(head, what)
             path = head
         else:
             path = _path_of(head, what)
@@ -155,8 +159,32 @@ def _serialize_spec(value: Any, *, what: str, value_type: type[_SpecValue]) -> l
     return [path, args]
 
 
-def _load_spec(spec: Any, *, what: str, bound_type: type[_Bound]) -> Any:
-    """Rebuild what :func:`_serialize_spec` stored; ``TaskImportError`` if it cannot.
+def _is_policy_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, _SpecValue)
+
+
+#: where taskq's own policy classes live (allowed whatever ALLOWED_TASK_MODULES says)
+_POLICY_MODULES = ("taskq_core.retry", "taskq_core.schedule")
+
+
+def policy_rule(allowed: Sequence[str] | None) -> ModuleRule:
+    """What a worker may import for a stored retry method or schedule: nothing
+    of the standard library; with ``allowed`` (``ALLOWED_TASK_MODULES``), only
+    those modules, plus taskq's own policy classes."""
+    return ModuleRule(
+        None if allowed is None else tuple(allowed), _POLICY_MODULES, _is_policy_class
+    )
+
+
+def _load_spec(
+    spec: Any,
+    *,
+    what: str,
+    bound_type: type[_Bound],
+    allowed_modules: Sequence[str] | None = None,
+) -> Any:
+    """Rebuild what :func:`_serialize_spec` stored; ``TaskImportError`` if it
+    cannot, ``TaskRefused`` if its path is one a worker must not import.
 
     Values that are loaded already (a policy, a function, ``(f, args)`` with
     ``f`` a function) are accepted too, so callers need not tell them apart.
@@ -173,7 +201,7 @@ def _load_spec(spec: Any, *, what: str, bound_type: type[_Bound]) -> Any:
             raise TypeError(f"a stored {what} starts with a dotted path, got {spec!r}")
     else:
         raise TypeError(f"a stored {what} is [path, [args...]], got {spec!r}")
-    target = import_attribute(path)
+    target = policy_rule(allowed_modules).resolve(path, f"stored {what}")
     if isinstance(target, type) and issubclass(target, _SpecValue):
         return target._from_spec_args(args)
     if not callable(target):
@@ -336,28 +364,36 @@ def serialize_retry_method(method: Any) -> list[Any]:
     return _serialize_spec(method, what="retry method", value_type=RetryPolicy)
 
 
-def load_retry_method(spec: Any) -> Callable[[int], float]:
+def load_retry_method(
+    spec: Any, *, allowed_modules: Sequence[str] | None = None
+) -> Callable[[int], float]:
     """Rebuild a retry policy from :func:`serialize_retry_method`'s spec.
 
     A built-in policy comes back equal to the original. Raises
-    :class:`~taskq_core.exceptions.TaskImportError` if the path cannot be imported.
+    :class:`~taskq_core.exceptions.TaskImportError` if the path cannot be
+    imported, and :class:`~taskq_core.exceptions.TaskRefused` (importing
+    nothing) if it names the standard library or, given ``allowed_modules``
+    (``ALLOWED_TASK_MODULES``), a module outside those.
     Whatever :func:`serialize_retry_method` accepts is accepted too.
     """
     method: Callable[[int], float] = _load_spec(
-        spec, what="retry method", bound_type=BoundRetryMethod
+        spec, what="retry method", bound_type=BoundRetryMethod, allowed_modules=allowed_modules
     )
     return method
 
 
-def call_retry_method(method: Any, retry_number: int) -> float:
+def call_retry_method(
+    method: Any, retry_number: int, *, allowed_modules: Sequence[str] | None = None
+) -> float:
     """The delay in seconds for ``retry_number`` from a policy or a stored spec.
 
     ``method`` is anything :func:`serialize_retry_method` accepts, or its spec.
     Raises ``StopRetry`` to stop, ``TaskImportError`` if a spec cannot be
-    loaded, and ``ValueError`` if the policy returns something that is not a
-    finite number of seconds >= 0.
+    loaded, ``TaskRefused`` if it may not be (see :func:`load_retry_method`),
+    and ``ValueError`` if the policy returns something that is not a finite
+    number of seconds >= 0.
     """
-    delay: Any = load_retry_method(method)(retry_number)
+    delay: Any = load_retry_method(method, allowed_modules=allowed_modules)(retry_number)
     if isinstance(delay, bool) or not isinstance(delay, numbers.Real):
         raise ValueError(f"retry method returned {delay!r}, not a number of seconds")
     if not math.isfinite(delay) or delay < 0:

@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from taskq_core.exceptions import JobTimeoutException
+from taskq_core.task_modules import ModuleRule
 
 if TYPE_CHECKING:
     from taskq_core.broker import Execution
     from taskq_core.task import Task
     from taskq_core.types import App as TaskQ
 
-__all__ = ["BaseRunner", "DefaultRunner", "hard_timeout"]
+__all__ = ["RUNNER_MODULES", "BaseRunner", "DefaultRunner", "hard_timeout", "runner_rule"]
 
 
 @contextmanager
@@ -86,3 +87,17 @@ class DefaultRunner(BaseRunner):
         if task.is_batch_func:
             return task.func([{"args": task.args, "kwargs": task.kwargs}])
         return task.func(*task.args, **task.kwargs)
+
+
+#: where taskq's own runner classes live (allowed as runners whatever the setting)
+RUNNER_MODULES = ("taskq_core.runners",)
+
+
+def _is_runner_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseRunner)
+
+
+def runner_rule(allowed: Sequence[str] | None) -> ModuleRule:
+    """The rule for runner classes named by path (Decision 18): taskq's own
+    runner classes are allowed whatever ``allowed`` says."""
+    return ModuleRule(None if allowed is None else tuple(allowed), RUNNER_MODULES, _is_runner_class)

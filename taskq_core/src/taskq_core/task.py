@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,17 @@ from taskq_core._internal import (
 )
 from taskq_core.broker import EnqueueRequest, Execution, StoredTask
 from taskq_core.context import running
-from taskq_core.exceptions import QueueFullException, SerializationError, TaskImportError
+from taskq_core.exceptions import (
+    QueueFullException,
+    SerializationError,
+    TaskImportError,
+    TaskRefused,
+)
+from taskq_core.plugins import get_registry, get_runner_class
+from taskq_core.retry import policy_rule
+from taskq_core.runners import runner_rule
 from taskq_core.states import State
+from taskq_core.task_modules import split_path, task_rule
 
 if TYPE_CHECKING:
     from taskq_core.runners import BaseRunner
@@ -123,6 +133,9 @@ class Task:
             return value if value is not None else options.get(key)
 
         serialized_func = serialize_func(func)
+        task_rule(tq.config["ALLOWED_TASK_MODULES"]).check_object(
+            func, "task function", serialized_func
+        )
         queue = pick(queue, "queue") or tq.config["DEFAULT_QUEUE"]
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"queue must be a non-empty string, got {queue!r}")
@@ -187,6 +200,7 @@ class Task:
         data["id"] = task_id
         self._data = data
         self._queue = queue
+        self.check_allowed()
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -263,13 +277,41 @@ class Task:
 
     @property
     def func(self) -> Callable[..., Any]:
-        """The task function (imported on first use; ``TaskImportError`` if it can't be)."""
+        """The task function (imported on first use; ``TaskImportError`` if it can't be).
+
+        ``TaskRefused``, with nothing imported, if the task names a function,
+        runner class or retry method a worker must not import (see
+        :meth:`check_allowed`), or if the path leads to a callable defined in
+        such a module (``myapp.tasks:os.system``)."""
         if self._func is None:
-            func = import_attribute(self.serialized_func)
+            self.check_allowed()
+            rule = task_rule(self.tq.config["ALLOWED_TASK_MODULES"])
+            func = rule.resolve(self.serialized_func, "task function")
             if not callable(func):
                 raise TaskImportError(f"{self.serialized_func!r} is not callable")
-            self._func = getattr(func, "__wrapped_task__", func)
+            unwrapped = getattr(func, "__wrapped_task__", func)
+            if unwrapped is not func:
+                rule.check_object(unwrapped, "task function", self.serialized_func)
+            self._func = unwrapped
         return self._func
+
+    def check_allowed(self) -> None:
+        """Raise :class:`~taskq_core.exceptions.TaskRefused` if the task's data
+        names a function, runner class or retry method whose module a worker
+        must not import: one of the standard library, or, with the config key
+        ``ALLOWED_TASK_MODULES``, one outside those modules (API decision 18).
+
+        Only the paths are read; nothing is imported. Where a path leads once
+        imported is checked when it is imported.
+        """
+        allowed = self.tq.config["ALLOWED_TASK_MODULES"]
+        task_rule(allowed).check_path(self._data.get("func"), "task function")
+        runner = self._data.get("runner_class")
+        if isinstance(runner, str) and runner not in get_registry().runners:
+            runner_rule(allowed).check_path(runner, "runner class")
+        spec = self._data.get("retry_method")
+        if isinstance(spec, list | tuple) and spec:
+            policy_rule(allowed).check_path(spec[0], "retry method")
 
     @property
     def options(self) -> dict[str, Any]:
@@ -380,6 +422,7 @@ class Task:
         """Enqueue the task (or, with ``ALWAYS_EAGER`` and no future ``when``, run it
         now and return its result)."""
         due = to_when(when)
+        self.check_allowed()
         payload = self.payload()
         limit = max_queue_size if max_queue_size is not None else self.max_queue_size
         if self.tq.config["ALWAYS_EAGER"] and (due is None or due <= time.time()):
@@ -437,9 +480,17 @@ class Task:
         return box[0]
 
     def get_runner(self) -> BaseRunner:
-        from taskq_core.plugins import get_runner_class
-
-        cls = get_runner_class(self.serialized_runner_class or "default")
+        """An instance of the task's runner class. A runner named by dotted path
+        (not registered by a plugin) is checked like the task function:
+        ``TaskRefused``, importing nothing, if a worker must not import it."""
+        name = self.serialized_runner_class or "default"
+        if name in get_registry().runners:
+            cls = get_runner_class(name)
+        else:
+            rule = runner_rule(self.tq.config["ALLOWED_TASK_MODULES"])
+            rule.check_path(name, "runner class")
+            cls = get_runner_class(name)
+            rule.check_object(cls, "runner class", name)
         runner: BaseRunner = cls(self.tq)
         return runner
 
@@ -474,16 +525,33 @@ class Task:
     def should_retry_on(self, exception_class: type[BaseException]) -> bool:
         """Whether ``retry_on`` lists ``exception_class`` or a base class of it.
 
-        Names that cannot be imported never match."""
+        Names that cannot be imported never match. A name whose module is not
+        imported yet is imported only if a task function could come from there:
+        never a standard-library module, nor one outside ``ALLOWED_TASK_MODULES``."""
         for name in self.retry_on or []:
             try:
-                cls = import_attribute(name)
-            except TaskImportError:
-                self.tq.log.error("could not import exception", exception_name=name)
+                cls = self._exception_class(name)
+            except (TaskImportError, TaskRefused) as exc:
+                self.tq.log.error("could not import exception", exception_name=name, error=str(exc))
                 continue
             if isinstance(cls, type) and issubclass(exception_class, cls):
                 return True
         return False
+
+    def _exception_class(self, name: str) -> Any:
+        module_name, qualname = split_path(name)
+        module = sys.modules.get(module_name)
+        if module is None:
+            rule = task_rule(self.tq.config["ALLOWED_TASK_MODULES"])
+            rule.check_path(name, "exception class")
+            return import_attribute(name)
+        found: Any = module
+        try:
+            for part in qualname.split("."):
+                found = getattr(found, part)
+        except AttributeError as exc:
+            raise TaskImportError(f"cannot import {name!r}: {exc}") from exc
+        return found
 
     def clone(self) -> Task:
         """A new, unsaved task with the same data."""
