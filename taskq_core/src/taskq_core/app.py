@@ -23,7 +23,7 @@ from taskq_core.schedule import serialize_schedule
 from taskq_core.states import STATES, State
 from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys, to_when
 
-__all__ = ["PERIODIC_TASKS", "TaskQ"]
+__all__ = ["PERIODIC_TASKS", "TaskQ", "periodic_tasks"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,6 +44,12 @@ class TaskFunction(Protocol[P, R_co]):
 #: Periodic task functions by serialized name, whichever ``TaskQ`` declared them
 #: (a worker started with ``-m module`` runs the module's periodic tasks).
 PERIODIC_TASKS: dict[str, Callable[..., Any]] = {}
+
+
+def periodic_tasks() -> dict[str, Callable[..., Any]]:
+    """Every periodic task function declared in this process, by serialized
+    name (a copy of :data:`PERIODIC_TASKS`)."""
+    return dict(PERIODIC_TASKS)
 
 
 class TaskQ:
