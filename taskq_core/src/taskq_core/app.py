@@ -16,12 +16,13 @@ from taskq_core.config import DEFAULT_EXECUTOR, validate_config
 from taskq_core.context import current
 from taskq_core.exceptions import ConfigError
 from taskq_core.logging import setup_structlog as _setup_structlog
+from taskq_core.options import CALL_SITE, DECORATOR, OPTIONS_ATTR, given
 from taskq_core.plugins import call_hook_safely, get_registry, make_broker
 from taskq_core.queues import queue_matches
 from taskq_core.retry import serialize_retry_method
 from taskq_core.schedule import serialize_schedule
 from taskq_core.states import STATES, State
-from taskq_core.task import OPTIONS_ATTR, Task, normalize_keys, to_when
+from taskq_core.task import Task, normalize_keys, to_when
 
 __all__ = ["PERIODIC_TASKS", "TaskQ", "periodic_tasks"]
 
@@ -188,24 +189,12 @@ class TaskQ:
         ``.delay(*args, **kwargs) -> Task``. Options given to ``delay`` override
         these. ``schedule=`` makes it periodic (and unique; it takes no arguments).
         """
-        options: dict[str, Any] = {
-            "queue": queue,
-            "hard_timeout": hard_timeout,
-            "unique": unique,
-            "unique_key": normalize_keys(unique_key, "unique_key"),
-            "lock": lock,
-            "lock_key": normalize_keys(lock_key, "lock_key"),
-            "retry": retry,
-            "retry_on": retry_on,
-            "retry_method": retry_method,
-            "max_queue_size": max_queue_size,
-            "max_stored_executions": max_stored_executions,
-            "runner_class": runner_class,
-            "batch": batch,
-            "schedule": schedule,
-            "priority": priority,
-        }
-        options = {k: v for k, v in options.items() if v is not None}
+        options = given(locals(), DECORATOR)
+        for key in ("unique_key", "lock_key"):
+            if key in options:
+                options[key] = normalize_keys(options[key], key)
+        if not batch:
+            options.pop("batch", None)
         if retry_method is not None:
             serialize_retry_method(retry_method)  # refuse lambdas now, not at retry time
         if schedule is not None:
@@ -250,25 +239,7 @@ class TaskQ:
         runner_class: type | str | None = None,
     ) -> Task:
         """Enqueue ``func(*args, **kwargs)`` and return the :class:`Task`."""
-        task = Task(
-            self,
-            func,
-            args=args,
-            kwargs=kwargs,
-            queue=queue,
-            hard_timeout=hard_timeout,
-            unique=unique,
-            unique_key=unique_key,
-            lock=lock,
-            lock_key=lock_key,
-            retry=retry,
-            retry_on=retry_on,
-            retry_method=retry_method,
-            max_queue_size=max_queue_size,
-            max_stored_executions=max_stored_executions,
-            runner_class=runner_class,
-            priority=priority,
-        )
+        task = Task(self, func, args=args, kwargs=kwargs, **given(locals(), CALL_SITE))
         task.delay(when=when)
         return task
 

@@ -23,6 +23,7 @@ from taskq_core.exceptions import (
     TaskImportError,
     TaskRefused,
 )
+from taskq_core.options import CALL_SITE, OPTIONS_ATTR, given, merged
 from taskq_core.plugins import get_registry, get_runner_class
 from taskq_core.retry import policy_rule
 from taskq_core.runners import runner_rule
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "UNREADABLE", "Task", "normalize_keys", "to_when"]
 
-#: attribute under which ``@tq.task`` stores a function's options.
-OPTIONS_ATTR = "_taskq_options"
 PRIORITY_RANGE = (-1000, 1000)
 #: ``serialized_func`` of a task whose stored payload cannot be decoded.
 UNREADABLE = "<unreadable payload>"
@@ -128,28 +127,25 @@ class Task:
         if func is None:
             raise TypeError("Task() needs a function")
         options: dict[str, Any] = dict(getattr(func, OPTIONS_ATTR, {}))
-
-        def pick(value: Any, key: str) -> Any:
-            return value if value is not None else options.get(key)
-
+        chosen = merged(given(locals(), CALL_SITE), options)
         serialized_func = serialize_func(func)
         task_rule(tq.config["ALLOWED_TASK_MODULES"]).check_object(
             func, "task function", serialized_func
         )
-        queue = pick(queue, "queue") or tq.config["DEFAULT_QUEUE"]
+        queue = chosen["queue"] or tq.config["DEFAULT_QUEUE"]
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"queue must be a non-empty string, got {queue!r}")
         args = list(args or ())
         kwargs = dict(kwargs or {})
         serialization.check_arguments(args, kwargs, serialized_func)
-        unique_key = normalize_keys(pick(unique_key, "unique_key"), "unique_key")
-        lock_key = normalize_keys(pick(lock_key, "lock_key"), "lock_key")
-        unique = bool(pick(unique, "unique") or unique_key or options.get("schedule"))
-        lock = bool(pick(lock, "lock") or lock_key)
-        retry_on = pick(retry_on, "retry_on")
-        retry_method = pick(retry_method, "retry_method")
-        retry = pick(retry, "retry")
-        priority = pick(priority, "priority") or 0
+        unique_key = normalize_keys(chosen["unique_key"], "unique_key")
+        lock_key = normalize_keys(chosen["lock_key"], "lock_key")
+        unique = bool(chosen["unique"] or unique_key or options.get("schedule"))
+        lock = bool(chosen["lock"] or lock_key)
+        retry_on = chosen["retry_on"]
+        retry_method = chosen["retry_method"]
+        retry = chosen["retry"]
+        priority = chosen["priority"] or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {priority!r}")
         if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
@@ -182,13 +178,13 @@ class Task:
             )
         if retry_on:
             data["retry_on"] = _serialize_exceptions(retry_on)
-        max_queue_size = pick(max_queue_size, "max_queue_size")
+        max_queue_size = chosen["max_queue_size"]
         if max_queue_size:
             data["max_queue_size"] = int(max_queue_size)
-        max_stored_executions = pick(max_stored_executions, "max_stored_executions")
+        max_stored_executions = chosen["max_stored_executions"]
         if max_stored_executions is not None:
             data["max_stored_executions"] = int(max_stored_executions)
-        runner = _serialize_runner(pick(runner_class, "runner_class"))
+        runner = _serialize_runner(chosen["runner_class"])
         if runner:
             data["runner_class"] = runner
         if priority:
