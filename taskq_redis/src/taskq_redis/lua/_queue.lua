@@ -1,11 +1,14 @@
 -- _queue.lua: shared prelude of every per-queue script.
 --
 -- The loader prepends this file to each per-queue script (enqueue, pop,
--- finish, ...), so they all receive the same KEYS: the ten keys of one queue
--- Q, all sharing the hash tag of Q's root name ({T} below), hence one
--- cluster slot. No key name is built here: keys are only read from KEYS.
+-- finish, ...), so they all receive the same KEYS, "the queue key set": the
+-- ten keys of one queue Q, all sharing the hash tag of Q's root name ({T}
+-- below), hence one cluster slot. No key name is built here: keys are only
+-- read from KEYS. This header is the one place that describes the set: each
+-- per-queue script's header says "KEYS: the queue key set (see _queue.lua)"
+-- and documents only its own ARGV, result and effects.
 --
--- KEYS (P = the broker prefix, T = the escaped root of Q):
+-- KEYS, the queue key set (P = the broker prefix, T = the escaped root of Q):
 --   KEYS[1]  P:{T}:queued:Q     ZSET  the queued tasks in pop order:
 --              score -priority; member <queued time in microseconds, 17
 --              digits><seq, 13 digits><id>, so ascending (score, member)
