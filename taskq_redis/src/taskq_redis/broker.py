@@ -7,7 +7,7 @@ import re
 import time as _time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgpack
@@ -32,9 +32,9 @@ from taskq_core.exceptions import (
     TaskNotFound,
 )
 from taskq_core.states import State
-from taskq_redis._connection import make_client, map_errors
 from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
 from taskq_redis._scripts import ScriptSet
+from taskq_redis._transport import Call, Transport
 
 __all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
@@ -194,16 +194,6 @@ def _decode_execution(raw: bytes) -> Execution:
     return dict(value)
 
 
-@dataclass
-class _Call:
-    """One command for :meth:`RedisBroker._run` (``script`` set for EVALSHA)."""
-
-    method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    script: str | None = None
-
-
 class RedisBroker(Broker):
     """A broker on Redis >= 6.2 (TCP, TLS or unix socket).
 
@@ -228,8 +218,7 @@ class RedisBroker(Broker):
         **options: Any,
     ) -> None:
         self.layout = Layout(prefix)
-        self.client, self.url, self._owns_client = make_client(connection, url, options)
-        self.scripts = ScriptSet()
+        self.transport = Transport(connection, url, options)
         self._pubsub: redis.client.PubSub | None = None
         #: what the scripts dropped, until take_dropped() (the newest, if
         #: nobody asks)
@@ -254,57 +243,33 @@ class RedisBroker(Broker):
             kw["password"] = password
         return cls(url=url, **kw)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (it always returns bytes)."""
+        return self.transport.client
+
+    @property
+    def url(self) -> str:
+        """The server's URL, for messages (no password)."""
+        return self.transport.url
+
+    @property
+    def scripts(self) -> ScriptSet:
+        """The Lua scripts, by name."""
+        return self.transport.scripts
+
     def __repr__(self) -> str:
         return f"RedisBroker(url={self.url!r}, prefix={self.layout.prefix!r})"
 
     # -- plumbing ----------------------------------------------------------------
-    def _script_call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> _Call:
-        return _Call("evalsha", self.scripts.evalsha_args(name, keys, args), script=name)
-
-    def _queue_call(self, name: str, keys: QueueKeys, *args: Any) -> _Call:
-        return self._script_call(name, keys.keys, (keys.queue, self.layout.channel, *args))
-
-    def _send(self, calls: Sequence[_Call]) -> list[Any]:
-        if len(calls) == 1:
-            call = calls[0]
-            try:
-                return [getattr(self.client, call.method)(*call.args, **call.kwargs)]
-            except redis.exceptions.NoScriptError as exc:
-                return [exc]
-        pipe = self.client.pipeline(transaction=False)
-        for call in calls:
-            getattr(pipe, call.method)(*call.args, **call.kwargs)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        return results
-
-    def _run(self, calls: Sequence[_Call]) -> list[Any]:
-        """Send ``calls`` in one round trip; load scripts on NOSCRIPT and resend
-        only the script calls that were refused (in their order)."""
-        with map_errors(self.url):
-            results = self._send(calls)
-            missing = [
-                i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
-            ]
-            if missing:
-                names = {calls[i].script for i in missing}
-                for name in sorted(n for n in names if n is not None):
-                    self.client.script_load(self.scripts[name].source)
-                again = self._send([calls[i] for i in missing])
-                for i, result in zip(missing, again, strict=True):
-                    results[i] = result
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return results
-
-    def _one(self, call: _Call) -> Any:
-        return self._run([call])[0]
+    def _queue_call(self, name: str, keys: QueueKeys, *args: Any) -> Call:
+        return self.transport.script(name, keys.keys, (keys.queue, self.layout.channel, *args))
 
     # -- lifecycle -----------------------------------------------------------------
     def after_fork(self) -> None:
         """Drop the connections inherited from the parent (new ones are made)."""
         self._pubsub = None
-        self.client.connection_pool.reset()
+        self.transport.after_fork()
 
     def close(self) -> None:
         """Close the notification subscription and (if ours) the connections."""
@@ -314,12 +279,11 @@ class RedisBroker(Broker):
             except redis.exceptions.RedisError:
                 pass
             self._pubsub = None
-        if self._owns_client:
-            self.client.connection_pool.disconnect()
+        self.transport.close()
 
     def check(self) -> list[str]:
         """Warn about a server older than 6.2 or a policy that may evict data."""
-        with map_errors(self.url):
+        with self.transport.errors():
             info = self.client.info("server")
             try:
                 config: dict[Any, Any] = dict(self.client.config_get("maxmemory-policy"))
@@ -331,12 +295,12 @@ class RedisBroker(Broker):
 
     def time(self) -> float:
         """The Redis server's clock."""
-        with map_errors(self.url):
+        with self.transport.errors():
             seconds, micros = self.client.time()
         return seconds + micros / 1_000_000
 
     # -- enqueue -----------------------------------------------------------------------
-    def _enqueue_call(self, request: EnqueueRequest) -> _Call:
+    def _enqueue_call(self, request: EnqueueRequest) -> Call:
         priority = request.priority
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {priority!r}")
@@ -369,10 +333,10 @@ class RedisBroker(Broker):
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """One round trip: SADD the root to the roots set, then the script."""
         calls = [
-            _Call("sadd", (self.layout.roots, root_of(request.queue))),
+            Call("sadd", (self.layout.roots, root_of(request.queue))),
             self._enqueue_call(request),
         ]
-        raw = self._run(calls)[1]
+        raw = self.transport.run(calls)[1]
         if int(raw[0]) < 0:
             raise QueueFullException(f"Queue size: {int(raw[3])}")
         return self._enqueue_result(request, raw)
@@ -384,7 +348,7 @@ class RedisBroker(Broker):
             chunk = requests[start : start + _PIPELINE_CHUNK]
             scripts = [self._enqueue_call(request) for request in chunk]
             roots = sorted({root_of(request.queue) for request in chunk})
-            raw = self._run([_Call("sadd", (self.layout.roots, *roots)), *scripts])
+            raw = self.transport.run([Call("sadd", (self.layout.roots, *roots)), *scripts])
             results += [
                 self._enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
             ]
@@ -395,10 +359,10 @@ class RedisBroker(Broker):
         """One script: up to ``limit`` tasks with their payloads."""
         if limit <= 0:
             return []
-        raw = self._one(self._pop_call(queue, limit, worker_id, defer_seconds))
+        raw = self.transport.one(self._pop_call(queue, limit, worker_id, defer_seconds))
         return self._popped(queue, raw)
 
-    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> _Call:
+    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> Call:
         return self._queue_call(
             "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
         )
@@ -451,7 +415,7 @@ class RedisBroker(Broker):
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         if not task_ids:
             return []
-        raw = self._one(
+        raw = self.transport.one(
             self._queue_call("heartbeat", self.layout.queue(queue), worker_id, *task_ids)
         )
         return [_text(item) for item in raw]
@@ -489,9 +453,9 @@ class RedisBroker(Broker):
         call = self._queue_call(
             "finish", self.layout.queue(queue), task_id, worker_id, args[0], *args[1:]
         )
-        return bool(self._one(call))
+        return bool(self.transport.one(call))
 
-    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> _Call:
+    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> Call:
         args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
         return self._queue_call("finish", self.layout.queue(queue), r.task_id, worker_id, *args)
 
@@ -502,7 +466,7 @@ class RedisBroker(Broker):
         if not requests:
             return []
         calls = [self._finish_call(queue, worker_id, r) for r in requests]
-        return [bool(result) for result in self._run(calls)]
+        return [bool(result) for result in self.transport.run(calls)]
 
     def finish_many_then_pop(
         self,
@@ -518,7 +482,7 @@ class RedisBroker(Broker):
             return self.finish_many(queue, worker_id, requests), []
         calls = [self._finish_call(queue, worker_id, r) for r in requests]
         calls.append(self._pop_call(queue, limit, worker_id, defer_seconds))
-        results = self._run(calls)
+        results = self.transport.run(calls)
         return [bool(r) for r in results[:-1]], self._popped(queue, results[-1])
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
@@ -529,7 +493,7 @@ class RedisBroker(Broker):
             return []
         bound = f"({_num(older_than)}"
         calls = [
-            _Call(
+            Call(
                 "zrangebyscore",
                 (self.layout.queue(queue).state(State.ACTIVE), "-inf", bound),
                 {"start": 0, "num": limit, "withscores": True},
@@ -537,7 +501,7 @@ class RedisBroker(Broker):
             for queue in queues
         ]
         found: list[tuple[float, str, str]] = []
-        for queue, entries in zip(queues, self._run(calls), strict=True):
+        for queue, entries in zip(queues, self.transport.run(calls), strict=True):
             found += [(float(score), queue, _id_text(member)) for member, score in entries]
         found.sort()
         return [(queue, task_id) for _, queue, task_id in found[:limit]]
@@ -557,19 +521,19 @@ class RedisBroker(Broker):
         call = self._queue_call(
             "recover_expired", self.layout.queue(queue), task_id, _num(older_than), *args
         )
-        return bool(self._one(call))
+        return bool(self.transport.one(call))
 
     def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
         """One script: the heartbeat and missing-data checks and the removal."""
         call = self._queue_call(
             "drop_expired_missing", self.layout.queue(queue), task_id, _num(older_than)
         )
-        return bool(self._one(call))
+        return bool(self.transport.one(call))
 
     def move_due(self, queue: str, limit: int) -> int:
         if limit <= 0:
             return 0
-        raw = self._one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
+        raw = self.transport.one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
         self._keep_dropped(queue, raw[2 : 2 + int(raw[1])])
         return int(raw[0])
 
@@ -579,38 +543,44 @@ class RedisBroker(Broker):
         return max(1, math.ceil(float(ttl) * 1000))
 
     def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self._script_call(
+        call = self.transport.script(
             "lock_acquire", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
         )
-        return bool(self._one(call))
+        return bool(self.transport.one(call))
 
     def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self._script_call("lock_renew", [self.layout.lock(lock_id)], [token, self._ms(ttl)])
-        return bool(self._one(call))
+        call = self.transport.script(
+            "lock_renew", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
+        )
+        return bool(self.transport.one(call))
 
     def release_lock(self, lock_id: str, token: str) -> bool:
-        call = self._script_call("lock_release", [self.layout.lock(lock_id)], [token])
-        return bool(self._one(call))
+        call = self.transport.script("lock_release", [self.layout.lock(lock_id)], [token])
+        return bool(self.transport.one(call))
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
-        call = self._script_call(
+        call = self.transport.script(
             "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), _num(ttl)]
         )
-        return bool(self._one(call))
+        return bool(self.transport.one(call))
 
     def release_queue_slot(self, queue: str, worker_id: str) -> None:
-        self._one(_Call("zrem", (self.layout.slots(queue), worker_id)))
+        self.transport.one(Call("zrem", (self.layout.slots(queue), worker_id)))
 
     def set_queue_system_lock(self, queue: str, timeout: float) -> None:
-        self._one(self._script_call("system_lock_set", [self.layout.slots(queue)], [_num(timeout)]))
+        self.transport.one(
+            self.transport.script("system_lock_set", [self.layout.slots(queue)], [_num(timeout)])
+        )
 
     def get_queue_system_lock(self, queue: str) -> float | None:
-        raw = self._one(self._script_call("system_lock_get", [self.layout.slots(queue)], []))
+        raw = self.transport.one(
+            self.transport.script("system_lock_get", [self.layout.slots(queue)], [])
+        )
         return None if raw is None else float(raw)
 
     def try_rate_limit(self, name: str, ttl: float) -> bool:
-        raw = self._one(
-            _Call("set", (self.layout.rate_limit(name), b"1"), {"nx": True, "px": self._ms(ttl)})
+        raw = self.transport.one(
+            Call("set", (self.layout.rate_limit(name), b"1"), {"nx": True, "px": self._ms(ttl)})
         )
         return bool(raw)
 
@@ -631,7 +601,7 @@ class RedisBroker(Broker):
     def subscribe(self) -> None:
         """Start listening for notifications now (``wait_for_activity`` does it
         on its first call otherwise)."""
-        with map_errors(self.url):
+        with self.transport.errors():
             self._subscription()
 
     def wait_for_activity(self, timeout: float) -> set[str]:
@@ -640,7 +610,7 @@ class RedisBroker(Broker):
         deadline = _time.monotonic() + max(0.0, float(timeout))
         names: set[str] = set()
         try:
-            with map_errors(self.url):
+            with self.transport.errors():
                 pubsub = self._subscription()
                 while True:
                     remaining = 0.0 if names else max(0.0, deadline - _time.monotonic())
@@ -666,7 +636,7 @@ class RedisBroker(Broker):
     # -- inspection -----------------------------------------------------------------------------
     def roots(self) -> set[str]:
         """Every queue root ever enqueued to."""
-        with map_errors(self.url):
+        with self.transport.errors():
             members = self.client.smembers(self.layout.roots)
         return {_text(m) for m in members}
 
@@ -676,22 +646,22 @@ class RedisBroker(Broker):
         roots = sorted(self.roots())
         if not roots:
             return set()
-        calls = [_Call("smembers", (self.layout.index(root, state),)) for root in roots]
+        calls = [Call("smembers", (self.layout.index(root, state),)) for root in roots]
         names: set[str] = set()
-        for members in self._run(calls):
+        for members in self.transport.run(calls):
             names |= {_text(m) for m in members}
         return names
 
     def queue_sizes(self, queue: str) -> dict[State, int]:
         keys = self.layout.queue(queue)
         states = list(STATE_NUMBERS)
-        counts = self._run([_Call("zcard", (keys.state(state),)) for state in states])
+        counts = self.transport.run([Call("zcard", (keys.state(state),)) for state in states])
         return {state: int(n) for state, n in zip(states, counts, strict=True)}
 
     def _read(
         self, queue: str, state: State, load_executions: int, mode: str, *args: Any
     ) -> tuple[int, list[StoredTask]]:
-        raw = self._one(
+        raw = self.transport.one(
             self._queue_call(
                 "read",
                 self.layout.queue(queue),
@@ -751,10 +721,10 @@ class RedisBroker(Broker):
 
     def executions_count(self, queue: str, task_id: str) -> int:
         tasks_key = self.layout.queue(queue).tasks
-        exists, meta = self._run(
+        exists, meta = self.transport.run(
             [
-                _Call("hexists", (tasks_key, f"d:{task_id}")),
-                _Call("hget", (tasks_key, f"m:{task_id}")),
+                Call("hexists", (tasks_key, f"d:{task_id}")),
+                Call("hget", (tasks_key, f"m:{task_id}")),
             ]
         )
         if not exists:
@@ -763,7 +733,9 @@ class RedisBroker(Broker):
 
     # -- repair -----------------------------------------------------------------------------------
     def _repair(self, script: str, queue: str, task_id: str, state: State, *args: Any) -> None:
-        if not self._one(self._queue_call(script, self.layout.queue(queue), task_id, *args)):
+        if not self.transport.one(
+            self._queue_call(script, self.layout.queue(queue), task_id, *args)
+        ):
             raise TaskNotFound(f"task {task_id!r} is not {state.value} in queue {queue!r}")
 
     def cancel(self, queue: str, task_id: str) -> None:
@@ -785,7 +757,7 @@ class RedisBroker(Broker):
         purged = 0
         while limit is None or purged < limit:
             chunk = _PURGE_CHUNK if limit is None else min(_PURGE_CHUNK, limit - purged)
-            done = int(self._one(self._queue_call("purge_errors", keys, bound, chunk)))
+            done = int(self.transport.one(self._queue_call("purge_errors", keys, bound, chunk)))
             purged += done
             if done < chunk:
                 break
