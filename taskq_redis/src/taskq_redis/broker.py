@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import re
 import time as _time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import msgpack
 import redis
 import redis.client
 import redis.exceptions
@@ -28,46 +24,22 @@ from taskq_core.broker import (
 from taskq_core.exceptions import (
     BrokerConnectionError,
     QueueFullException,
-    SerializationError,
     TaskNotFound,
 )
 from taskq_core.states import State
+from taskq_redis import _codec as codec
 from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
+from taskq_redis._meta import MAX_PRIORITY, MIN_PRIORITY, parse_meta
 from taskq_redis._scripts import ScriptSet
 from taskq_redis._transport import Call, Transport
 
 __all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
-MIN_PRIORITY = -1000
-MAX_PRIORITY = 1000
-_OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
 _PURGE_CHUNK = 1000
 _PIPELINE_CHUNK = 1000
 _MIN_SERVER = (6, 2)
 #: dropped entries kept for take_dropped()
 _DROPPED_KEPT = 10_000
-#: state numbers of the scripts (see _keys.STATE_NUMBERS)
-_STATES_BY_NUMBER = {number: state for state, number in STATE_NUMBERS.items()}
-
-
-def _num(value: float) -> str:
-    """A finite number as the exact text Redis and Lua parse back."""
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return repr(number)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _id_text(value: bytes | str) -> str:
-    """A task id read back from Redis; bytes that are not UTF-8 (a damaged
-    entry) are shown escaped instead of raising."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return value
 
 
 def setup_warnings(version: str, policy: str | None) -> list[str]:
@@ -88,110 +60,6 @@ def setup_warnings(version: str, policy: str | None) -> list[str]:
             "task data or locks; set it to 'noeviction'"
         )
     return warnings
-
-
-@dataclass(frozen=True)
-class _Meta:
-    priority: int = 0
-    scheduled_at: float | None = None
-    time_last_queued: float | None = None
-    executions_count: int = 0
-    #: what is wrong with the meta string (the fields then hold defaults)
-    problem: str | None = None
-
-
-# The meta string "priority|scheduled_at|time_last_queued|queued_at|seq|
-# count|first" is read with the same rules as check_meta in lua/_queue.lua.
-_INT = re.compile(rb"-?[0-9]+")
-_NUMBER = re.compile(rb"[0-9.eE+-]+")
-_MAX_PRIORITY = 1000
-_MAX_RECORDS = 1_000_000
-
-
-def _excerpt(raw: bytes) -> str:
-    return repr(raw[:40].decode("utf-8", "backslashreplace"))
-
-
-def _meta_int(raw: bytes) -> int | None:
-    return int(raw) if len(raw) <= 16 and _INT.fullmatch(raw) else None
-
-
-def _meta_number(raw: bytes) -> float | None:
-    if not _NUMBER.fullmatch(raw):
-        return None
-    try:
-        number = float(raw)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _meta_problem(parts: list[bytes]) -> str | None:
-    """What is wrong with the seven fields of a meta string, or ``None``."""
-    priority, scheduled_at, last_queued, queued_at, seq, count, first = parts
-    number = _meta_int(priority)
-    if number is None or abs(number) > _MAX_PRIORITY:
-        return f"field 'priority' is not an integer in -1000..1000: {_excerpt(priority)}"
-    for name, raw in (("scheduled_at", scheduled_at), ("time_last_queued", last_queued)):
-        if raw and _meta_number(raw) is None:
-            return f"field {name!r} is not a number: {_excerpt(raw)}"
-    if bool(queued_at) != bool(seq):
-        return "fields 'queued_at' and 'seq' are not both set or both empty"
-    if queued_at:
-        when = _meta_number(queued_at)
-        if when is None or not -1e10 < when < 1e11:
-            return f"field 'queued_at' is not a time: {_excerpt(queued_at)}"
-        sequence = _meta_int(seq)
-        if sequence is None or sequence < 0 or len(seq) > 13:
-            return f"field 'seq' is not an integer of at most 13 digits: {_excerpt(seq)}"
-    n_count, n_first = _meta_int(count), _meta_int(first)
-    if n_count is None or n_count < 0:
-        return f"field 'count' is not an integer >= 0: {_excerpt(count)}"
-    if n_first is None or not 1 <= n_first <= n_count + 1 or n_count - n_first >= _MAX_RECORDS:
-        return f"field 'first' is not a record number in 1..count+1: {_excerpt(first)}"
-    return None
-
-
-def _parse_meta(raw: bytes | None) -> _Meta:
-    """The meta of a task; never raises: what cannot be read is named in
-    ``problem`` (the fields that can still be read are kept)."""
-    if not raw:
-        return _Meta(problem="the task's metadata is missing")
-    parts = raw.split(b"|")
-    if len(parts) != 7:
-        return _Meta(
-            problem=f"the task's metadata is not 7 fields separated by '|': {_excerpt(raw)}"
-        )
-    problem = _meta_problem(parts)
-    priority = _meta_int(parts[0])
-    count = _meta_int(parts[5])
-    return _Meta(
-        priority=priority if priority is not None and abs(priority) <= _MAX_PRIORITY else 0,
-        scheduled_at=_meta_number(parts[1]),
-        time_last_queued=_meta_number(parts[2]),
-        executions_count=count if count is not None and count >= 0 else 0,
-        problem=None if problem is None else f"the task's metadata {problem}",
-    )
-
-
-def _encode_execution(execution: Execution) -> bytes:
-    try:
-        packed: bytes = msgpack.packb(dict(execution), use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise SerializationError(f"cannot encode the execution record: {exc}") from exc
-    return packed
-
-
-def _decode_execution(raw: bytes) -> Execution:
-    """A stored record; one that is not a msgpack map of text keys (damaged)
-    comes back as ``{"unreadable": what is wrong}`` instead of raising."""
-    try:
-        value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    except Exception as exc:
-        return {"unreadable": f"execution record is not valid msgpack ({type(exc).__name__})"}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        return {"unreadable": f"execution record is not a map of fields: {value!r:.60}"}
-    return dict(value)
 
 
 class RedisBroker(Broker):
@@ -290,7 +158,7 @@ class RedisBroker(Broker):
             except redis.exceptions.ResponseError:  # CONFIG disabled (managed Redis)
                 config = {}
         values = [value for value in config.values() if isinstance(value, bytes | str)]
-        policy = _text(values[0]) if values else None
+        policy = codec.text(values[0]) if values else None
         return setup_warnings(str(info.get("redis_version", "0")), policy)
 
     def time(self) -> float:
@@ -301,34 +169,8 @@ class RedisBroker(Broker):
 
     # -- enqueue -----------------------------------------------------------------------
     def _enqueue_call(self, request: EnqueueRequest) -> Call:
-        priority = request.priority
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, got {priority!r}")
-        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-            raise ValueError(
-                f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
-            )
-        payload: object = request.payload
-        if not isinstance(payload, bytes | bytearray | memoryview):
-            raise TypeError("the payload must be bytes")
-        max_size = request.max_queue_size
-        return self._queue_call(
-            "enqueue",
-            self.layout.queue(request.queue),
-            request.id,
-            bytes(payload),
-            "" if request.when is None else _num(request.when),
-            str(priority),
-            "1" if request.unique else "0",
-            "" if max_size is None else str(int(max_size)),
-        )
-
-    @staticmethod
-    def _enqueue_result(request: EnqueueRequest, raw: Sequence[Any]) -> EnqueueResult:
-        code = int(raw[0])
-        if code < 0:
-            return EnqueueResult(request.id, None, False, 0.0, refused=True)
-        return EnqueueResult(request.id, State(_text(raw[1])), code == 1, float(raw[2]))
+        args = codec.enqueue_args(request)
+        return self._queue_call("enqueue", self.layout.queue(request.queue), *args)
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """One round trip: SADD the root to the roots set, then the script."""
@@ -339,7 +181,7 @@ class RedisBroker(Broker):
         raw = self.transport.run(calls)[1]
         if int(raw[0]) < 0:
             raise QueueFullException(f"Queue size: {int(raw[3])}")
-        return self._enqueue_result(request, raw)
+        return codec.enqueue_result(request, raw)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
         """Pipelined: one round trip per 1000 tasks, each task atomic, in order."""
@@ -350,7 +192,7 @@ class RedisBroker(Broker):
             roots = sorted({root_of(request.queue) for request in chunk})
             raw = self.transport.run([Call("sadd", (self.layout.roots, *roots)), *scripts])
             results += [
-                self._enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
+                codec.enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
             ]
         return results
 
@@ -364,22 +206,8 @@ class RedisBroker(Broker):
 
     def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> Call:
         return self._queue_call(
-            "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
+            "pop", self.layout.queue(queue), int(limit), worker_id, codec.num(defer_seconds)
         )
-
-    def _keep_dropped(self, queue: str, raw: Sequence[Any]) -> None:
-        """Remember the entries a script reports as dropped (id, state number,
-        reason, moved to error) for :meth:`take_dropped`."""
-        for i in range(0, len(raw) - 3, 4):
-            self._dropped.append(
-                DroppedTask(
-                    queue=queue,
-                    task_id=_id_text(raw[i]),
-                    state=_STATES_BY_NUMBER.get(int(raw[i + 1]), State.QUEUED),
-                    reason=_id_text(raw[i + 2]),
-                    moved_to_error=raw[i + 3] in (b"1", "1"),
-                )
-            )
 
     def take_dropped(self) -> list[DroppedTask]:
         """The entries pop and move_due dropped or moved to error since the
@@ -390,26 +218,8 @@ class RedisBroker(Broker):
         return dropped
 
     def _popped(self, queue: str, raw: Any) -> list[StoredTask]:
-        now = float(raw[0])
-        n_dropped = int(raw[1])
-        self._keep_dropped(queue, raw[2 : 2 + n_dropped])
-        tasks: list[StoredTask] = []
-        for i in range(2 + n_dropped, len(raw), 3):
-            meta = _parse_meta(raw[i + 2])
-            tasks.append(
-                StoredTask(
-                    id=_id_text(raw[i]),
-                    queue=queue,
-                    state=State.ACTIVE,
-                    payload=bytes(raw[i + 1]),
-                    ts=now,
-                    priority=meta.priority,
-                    scheduled_at=meta.scheduled_at,
-                    time_last_queued=meta.time_last_queued,
-                    executions_count=meta.executions_count,
-                    meta_error=meta.problem,
-                )
-            )
+        dropped, tasks = codec.decoded_pop(queue, raw)
+        self._dropped.extend(dropped)
         return tasks
 
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
@@ -418,25 +228,7 @@ class RedisBroker(Broker):
         raw = self.transport.one(
             self._queue_call("heartbeat", self.layout.queue(queue), worker_id, *task_ids)
         )
-        return [_text(item) for item in raw]
-
-    def _end_args(
-        self,
-        outcome: FinishOutcome,
-        when: float | None,
-        execution: Execution | None,
-        max_stored_executions: int | None,
-    ) -> tuple[str, str, bytes | str, str]:
-        if outcome not in _OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}")
-        if max_stored_executions is not None and max_stored_executions < 0:
-            raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
-        return (
-            outcome,
-            "" if when is None else _num(when),
-            b"" if execution is None else _encode_execution(execution),
-            str(int(max_stored_executions)) if max_stored_executions else "",
-        )
+        return [codec.text(item) for item in raw]
 
     def finish(
         self,
@@ -449,14 +241,12 @@ class RedisBroker(Broker):
         execution: Execution | None = None,
         max_stored_executions: int | None = None,
     ) -> bool:
-        args = self._end_args(outcome, when, execution, max_stored_executions)
-        call = self._queue_call(
-            "finish", self.layout.queue(queue), task_id, worker_id, args[0], *args[1:]
-        )
+        args = codec.end_args(outcome, when, execution, max_stored_executions)
+        call = self._queue_call("finish", self.layout.queue(queue), task_id, worker_id, *args)
         return bool(self.transport.one(call))
 
     def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> Call:
-        args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
+        args = codec.end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
         return self._queue_call("finish", self.layout.queue(queue), r.task_id, worker_id, *args)
 
     def finish_many(
@@ -491,7 +281,7 @@ class RedisBroker(Broker):
         queues = sorted(self.queues(State.ACTIVE))
         if not queues:
             return []
-        bound = f"({_num(older_than)}"
+        bound = f"({codec.num(older_than)}"
         calls = [
             Call(
                 "zrangebyscore",
@@ -502,7 +292,7 @@ class RedisBroker(Broker):
         ]
         found: list[tuple[float, str, str]] = []
         for queue, entries in zip(queues, self.transport.run(calls), strict=True):
-            found += [(float(score), queue, _id_text(member)) for member, score in entries]
+            found += [(float(score), queue, codec.id_text(member)) for member, score in entries]
         found.sort()
         return [(queue, task_id) for _, queue, task_id in found[:limit]]
 
@@ -517,16 +307,16 @@ class RedisBroker(Broker):
         execution: Execution | None = None,
         max_stored_executions: int | None = None,
     ) -> bool:
-        args = self._end_args(outcome, when, execution, max_stored_executions)
+        args = codec.end_args(outcome, when, execution, max_stored_executions)
         call = self._queue_call(
-            "recover_expired", self.layout.queue(queue), task_id, _num(older_than), *args
+            "recover_expired", self.layout.queue(queue), task_id, codec.num(older_than), *args
         )
         return bool(self.transport.one(call))
 
     def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
         """One script: the heartbeat and missing-data checks and the removal."""
         call = self._queue_call(
-            "drop_expired_missing", self.layout.queue(queue), task_id, _num(older_than)
+            "drop_expired_missing", self.layout.queue(queue), task_id, codec.num(older_than)
         )
         return bool(self.transport.one(call))
 
@@ -534,23 +324,19 @@ class RedisBroker(Broker):
         if limit <= 0:
             return 0
         raw = self.transport.one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
-        self._keep_dropped(queue, raw[2 : 2 + int(raw[1])])
+        self._dropped.extend(codec.dropped_entries(queue, raw[2 : 2 + int(raw[1])]))
         return int(raw[0])
 
     # -- locks and semaphores -----------------------------------------------------------------
-    @staticmethod
-    def _ms(ttl: float) -> int:
-        return max(1, math.ceil(float(ttl) * 1000))
-
     def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
         call = self.transport.script(
-            "lock_acquire", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
+            "lock_acquire", [self.layout.lock(lock_id)], [token, codec.milliseconds(ttl)]
         )
         return bool(self.transport.one(call))
 
     def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
         call = self.transport.script(
-            "lock_renew", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
+            "lock_renew", [self.layout.lock(lock_id)], [token, codec.milliseconds(ttl)]
         )
         return bool(self.transport.one(call))
 
@@ -560,7 +346,7 @@ class RedisBroker(Broker):
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
         call = self.transport.script(
-            "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), _num(ttl)]
+            "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), codec.num(ttl)]
         )
         return bool(self.transport.one(call))
 
@@ -569,7 +355,9 @@ class RedisBroker(Broker):
 
     def set_queue_system_lock(self, queue: str, timeout: float) -> None:
         self.transport.one(
-            self.transport.script("system_lock_set", [self.layout.slots(queue)], [_num(timeout)])
+            self.transport.script(
+                "system_lock_set", [self.layout.slots(queue)], [codec.num(timeout)]
+            )
         )
 
     def get_queue_system_lock(self, queue: str) -> float | None:
@@ -580,7 +368,11 @@ class RedisBroker(Broker):
 
     def try_rate_limit(self, name: str, ttl: float) -> bool:
         raw = self.transport.one(
-            Call("set", (self.layout.rate_limit(name), b"1"), {"nx": True, "px": self._ms(ttl)})
+            Call(
+                "set",
+                (self.layout.rate_limit(name), b"1"),
+                {"nx": True, "px": codec.milliseconds(ttl)},
+            )
         )
         return bool(raw)
 
@@ -620,7 +412,7 @@ class RedisBroker(Broker):
                             return names
                         continue
                     if message.get("type") == "message":
-                        names.add(_text(message["data"]))
+                        names.add(codec.text(message["data"]))
         except BrokerConnectionError:
             self._reset_pubsub()
             raise
@@ -638,7 +430,7 @@ class RedisBroker(Broker):
         """Every queue root ever enqueued to."""
         with self.transport.errors():
             members = self.client.smembers(self.layout.roots)
-        return {_text(m) for m in members}
+        return {codec.text(m) for m in members}
 
     def queues(self, state: State) -> set[str]:
         """Exact per-root indexes (kept by the scripts), read in one pipeline."""
@@ -649,7 +441,7 @@ class RedisBroker(Broker):
         calls = [Call("smembers", (self.layout.index(root, state),)) for root in roots]
         names: set[str] = set()
         for members in self.transport.run(calls):
-            names |= {_text(m) for m in members}
+            names |= {codec.text(m) for m in members}
         return names
 
     def queue_sizes(self, queue: str) -> dict[State, int]:
@@ -671,33 +463,7 @@ class RedisBroker(Broker):
                 *args,
             )
         )
-        total = int(raw[0])
-        tasks: list[StoredTask] = []
-        i = 1
-        while i < len(raw):
-            task_id, score, has_data, payload, meta_raw = raw[i : i + 5]
-            count = int(raw[i + 5])
-            records = raw[i + 6 : i + 6 + count]
-            i += 6 + count
-            meta = _parse_meta(meta_raw)
-            missing = has_data != b"1"
-            tasks.append(
-                StoredTask(
-                    id=_id_text(task_id),
-                    queue=queue,
-                    state=state,
-                    payload=b"" if missing else bytes(payload),
-                    ts=float(score),
-                    priority=meta.priority,
-                    scheduled_at=meta.scheduled_at,
-                    time_last_queued=meta.time_last_queued,
-                    executions_count=meta.executions_count,
-                    executions=[_decode_execution(r) for r in records if r],
-                    missing=missing,
-                    meta_error=None if missing else meta.problem,
-                )
-            )
-        return total, tasks
+        return codec.decoded_read(queue, state, raw)
 
     def get_task(
         self, queue: str, state: State, task_id: str, load_executions: int = 0
@@ -729,7 +495,7 @@ class RedisBroker(Broker):
         )
         if not exists:
             raise TaskNotFound(f"task {task_id!r} of queue {queue!r} has no data")
-        return _parse_meta(meta).executions_count
+        return parse_meta(meta).executions_count
 
     # -- repair -----------------------------------------------------------------------------------
     def _repair(self, script: str, queue: str, task_id: str, state: State, *args: Any) -> None:
@@ -748,12 +514,12 @@ class RedisBroker(Broker):
         self._repair("retry_from_error", queue, task_id, State.ERROR)
 
     def update_scheduled_time(self, queue: str, task_id: str, when: float) -> None:
-        self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, _num(when))
+        self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, codec.num(when))
 
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
         """Chunks of at most 1000, each atomic, from the oldest: never skips."""
         keys = self.layout.queue(queue)
-        bound = "" if older_than is None else _num(older_than)
+        bound = "" if older_than is None else codec.num(older_than)
         purged = 0
         while limit is None or purged < limit:
             chunk = _PURGE_CHUNK if limit is None else min(_PURGE_CHUNK, limit - purged)
