@@ -1,14 +1,18 @@
-"""The Redis broker: every state move is one Lua script on one queue's keys."""
+"""The Redis broker: every state move is one Lua script on one queue's keys.
+
+Each method builds its script call (the arguments formatted by ``_codec``),
+sends it with the ``_transport`` (one round trip, however many calls) and
+decodes the reply (``_codec`` again). ``_notifications`` listens on the
+activity channel; ``_keys`` names every key.
+"""
 
 from __future__ import annotations
 
-import time as _time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import redis
-import redis.client
 import redis.exceptions
 
 from taskq_core.broker import (
@@ -21,15 +25,12 @@ from taskq_core.broker import (
     FinishRequest,
     StoredTask,
 )
-from taskq_core.exceptions import (
-    BrokerConnectionError,
-    QueueFullException,
-    TaskNotFound,
-)
+from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import State
 from taskq_redis import _codec as codec
-from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
+from taskq_redis._keys import STATE_NUMBERS, Layout, root_of
 from taskq_redis._meta import MAX_PRIORITY, MIN_PRIORITY, parse_meta
+from taskq_redis._notifications import Notifications
 from taskq_redis._scripts import ScriptSet
 from taskq_redis._transport import Call, Transport
 
@@ -87,7 +88,7 @@ class RedisBroker(Broker):
     ) -> None:
         self.layout = Layout(prefix)
         self.transport = Transport(connection, url, options)
-        self._pubsub: redis.client.PubSub | None = None
+        self.notifications = Notifications(self.transport, self.layout.channel)
         #: what the scripts dropped, until take_dropped() (the newest, if
         #: nobody asks)
         self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
@@ -130,23 +131,29 @@ class RedisBroker(Broker):
         return f"RedisBroker(url={self.url!r}, prefix={self.layout.prefix!r})"
 
     # -- plumbing ----------------------------------------------------------------
-    def _queue_call(self, name: str, keys: QueueKeys, *args: Any) -> Call:
+    def _queue_call(self, name: str, queue: str, *args: Any) -> Call:
+        """A per-queue script: KEYS the queue key set, ARGV the queue name, the
+        channel, then ``args``."""
+        keys = self.layout.queue(queue)
         return self.transport.script(name, keys.keys, (keys.queue, self.layout.channel, *args))
+
+    def _queue_script(self, name: str, queue: str, *args: Any) -> Any:
+        """The reply of one per-queue script."""
+        return self.transport.one(self._queue_call(name, queue, *args))
+
+    def _key_script(self, name: str, key: str, *args: Any) -> Any:
+        """The reply of a script on one key of its own (a lock, a queue's slots)."""
+        return self.transport.one(self.transport.script(name, [key], args))
 
     # -- lifecycle -----------------------------------------------------------------
     def after_fork(self) -> None:
         """Drop the connections inherited from the parent (new ones are made)."""
-        self._pubsub = None
+        self.notifications.after_fork()
         self.transport.after_fork()
 
     def close(self) -> None:
         """Close the notification subscription and (if ours) the connections."""
-        if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except redis.exceptions.RedisError:
-                pass
-            self._pubsub = None
+        self.notifications.close()
         self.transport.close()
 
     def check(self) -> list[str]:
@@ -170,7 +177,7 @@ class RedisBroker(Broker):
     # -- enqueue -----------------------------------------------------------------------
     def _enqueue_call(self, request: EnqueueRequest) -> Call:
         args = codec.enqueue_args(request)
-        return self._queue_call("enqueue", self.layout.queue(request.queue), *args)
+        return self._queue_call("enqueue", request.queue, *args)
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """One round trip: SADD the root to the roots set, then the script."""
@@ -205,9 +212,7 @@ class RedisBroker(Broker):
         return self._popped(queue, raw)
 
     def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> Call:
-        return self._queue_call(
-            "pop", self.layout.queue(queue), int(limit), worker_id, codec.num(defer_seconds)
-        )
+        return self._queue_call("pop", queue, int(limit), worker_id, codec.num(defer_seconds))
 
     def take_dropped(self) -> list[DroppedTask]:
         """The entries pop and move_due dropped or moved to error since the
@@ -225,9 +230,7 @@ class RedisBroker(Broker):
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         if not task_ids:
             return []
-        raw = self.transport.one(
-            self._queue_call("heartbeat", self.layout.queue(queue), worker_id, *task_ids)
-        )
+        raw = self._queue_script("heartbeat", queue, worker_id, *task_ids)
         return [codec.text(item) for item in raw]
 
     def finish(
@@ -242,12 +245,11 @@ class RedisBroker(Broker):
         max_stored_executions: int | None = None,
     ) -> bool:
         args = codec.end_args(outcome, when, execution, max_stored_executions)
-        call = self._queue_call("finish", self.layout.queue(queue), task_id, worker_id, *args)
-        return bool(self.transport.one(call))
+        return bool(self._queue_script("finish", queue, task_id, worker_id, *args))
 
     def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> Call:
         args = codec.end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
-        return self._queue_call("finish", self.layout.queue(queue), r.task_id, worker_id, *args)
+        return self._queue_call("finish", queue, r.task_id, worker_id, *args)
 
     def finish_many(
         self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
@@ -308,62 +310,45 @@ class RedisBroker(Broker):
         max_stored_executions: int | None = None,
     ) -> bool:
         args = codec.end_args(outcome, when, execution, max_stored_executions)
-        call = self._queue_call(
-            "recover_expired", self.layout.queue(queue), task_id, codec.num(older_than), *args
-        )
-        return bool(self.transport.one(call))
+        older = codec.num(older_than)
+        return bool(self._queue_script("recover_expired", queue, task_id, older, *args))
 
     def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
         """One script: the heartbeat and missing-data checks and the removal."""
-        call = self._queue_call(
-            "drop_expired_missing", self.layout.queue(queue), task_id, codec.num(older_than)
-        )
-        return bool(self.transport.one(call))
+        older = codec.num(older_than)
+        return bool(self._queue_script("drop_expired_missing", queue, task_id, older))
 
     def move_due(self, queue: str, limit: int) -> int:
         if limit <= 0:
             return 0
-        raw = self.transport.one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
+        raw = self._queue_script("move_due", queue, int(limit))
         self._dropped.extend(codec.dropped_entries(queue, raw[2 : 2 + int(raw[1])]))
         return int(raw[0])
 
     # -- locks and semaphores -----------------------------------------------------------------
     def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self.transport.script(
-            "lock_acquire", [self.layout.lock(lock_id)], [token, codec.milliseconds(ttl)]
-        )
-        return bool(self.transport.one(call))
+        lock = self.layout.lock(lock_id)
+        return bool(self._key_script("lock_acquire", lock, token, codec.milliseconds(ttl)))
 
     def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self.transport.script(
-            "lock_renew", [self.layout.lock(lock_id)], [token, codec.milliseconds(ttl)]
-        )
-        return bool(self.transport.one(call))
+        lock = self.layout.lock(lock_id)
+        return bool(self._key_script("lock_renew", lock, token, codec.milliseconds(ttl)))
 
     def release_lock(self, lock_id: str, token: str) -> bool:
-        call = self.transport.script("lock_release", [self.layout.lock(lock_id)], [token])
-        return bool(self.transport.one(call))
+        return bool(self._key_script("lock_release", self.layout.lock(lock_id), token))
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
-        call = self.transport.script(
-            "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), codec.num(ttl)]
-        )
-        return bool(self.transport.one(call))
+        slots = self.layout.slots(queue)
+        return bool(self._key_script("slot_acquire", slots, worker_id, int(limit), codec.num(ttl)))
 
     def release_queue_slot(self, queue: str, worker_id: str) -> None:
         self.transport.one(Call("zrem", (self.layout.slots(queue), worker_id)))
 
     def set_queue_system_lock(self, queue: str, timeout: float) -> None:
-        self.transport.one(
-            self.transport.script(
-                "system_lock_set", [self.layout.slots(queue)], [codec.num(timeout)]
-            )
-        )
+        self._key_script("system_lock_set", self.layout.slots(queue), codec.num(timeout))
 
     def get_queue_system_lock(self, queue: str) -> float | None:
-        raw = self.transport.one(
-            self.transport.script("system_lock_get", [self.layout.slots(queue)], [])
-        )
+        raw = self._key_script("system_lock_get", self.layout.slots(queue))
         return None if raw is None else float(raw)
 
     def try_rate_limit(self, name: str, ttl: float) -> bool:
@@ -377,53 +362,15 @@ class RedisBroker(Broker):
         return bool(raw)
 
     # -- notifications ---------------------------------------------------------------------------
-    def _subscription(self) -> redis.client.PubSub:
-        if self._pubsub is None:
-            # typed in some redis-py releases and not in others: call it untyped
-            make_pubsub: Any = self.client.pubsub
-            pubsub: redis.client.PubSub = make_pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self.layout.channel)
-            except BaseException:
-                pubsub.close()
-                raise
-            self._pubsub = pubsub
-        return self._pubsub
-
     def subscribe(self) -> None:
         """Start listening for notifications now (``wait_for_activity`` does it
         on its first call otherwise)."""
-        with self.transport.errors():
-            self._subscription()
+        self.notifications.subscribe()
 
     def wait_for_activity(self, timeout: float) -> set[str]:
         """Wait on the ``<prefix>:activity`` channel; returns as soon as one
         queue name arrived (with any others already waiting)."""
-        deadline = _time.monotonic() + max(0.0, float(timeout))
-        names: set[str] = set()
-        try:
-            with self.transport.errors():
-                pubsub = self._subscription()
-                while True:
-                    remaining = 0.0 if names else max(0.0, deadline - _time.monotonic())
-                    message = pubsub.get_message(timeout=remaining)
-                    if message is None:
-                        if names or _time.monotonic() >= deadline:
-                            return names
-                        continue
-                    if message.get("type") == "message":
-                        names.add(codec.text(message["data"]))
-        except BrokerConnectionError:
-            self._reset_pubsub()
-            raise
-
-    def _reset_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except (redis.exceptions.RedisError, OSError):
-                pass
+        return self.notifications.wait(timeout)
 
     # -- inspection -----------------------------------------------------------------------------
     def roots(self) -> set[str]:
@@ -453,16 +400,8 @@ class RedisBroker(Broker):
     def _read(
         self, queue: str, state: State, load_executions: int, mode: str, *args: Any
     ) -> tuple[int, list[StoredTask]]:
-        raw = self.transport.one(
-            self._queue_call(
-                "read",
-                self.layout.queue(queue),
-                STATE_NUMBERS[state],
-                max(0, int(load_executions)),
-                mode,
-                *args,
-            )
-        )
+        load = max(0, int(load_executions))
+        raw = self._queue_script("read", queue, STATE_NUMBERS[state], load, mode, *args)
         return codec.decoded_read(queue, state, raw)
 
     def get_task(
@@ -499,9 +438,7 @@ class RedisBroker(Broker):
 
     # -- repair -----------------------------------------------------------------------------------
     def _repair(self, script: str, queue: str, task_id: str, state: State, *args: Any) -> None:
-        if not self.transport.one(
-            self._queue_call(script, self.layout.queue(queue), task_id, *args)
-        ):
+        if not self._queue_script(script, queue, task_id, *args):
             raise TaskNotFound(f"task {task_id!r} is not {state.value} in queue {queue!r}")
 
     def cancel(self, queue: str, task_id: str) -> None:
@@ -518,12 +455,11 @@ class RedisBroker(Broker):
 
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
         """Chunks of at most 1000, each atomic, from the oldest: never skips."""
-        keys = self.layout.queue(queue)
         bound = "" if older_than is None else codec.num(older_than)
         purged = 0
         while limit is None or purged < limit:
             chunk = _PURGE_CHUNK if limit is None else min(_PURGE_CHUNK, limit - purged)
-            done = int(self.transport.one(self._queue_call("purge_errors", keys, bound, chunk)))
+            done = int(self._queue_script("purge_errors", queue, bound, chunk))
             purged += done
             if done < chunk:
                 break
