@@ -64,7 +64,7 @@ end
 -- Stored data may be damaged or written by someone else, so every script
 -- checks what it parses before it changes anything: check_meta reads a meta
 -- string only if every field is well-formed (the same rules as the broker's
--- Python side):
+-- Python side, taskq_redis/_meta.py):
 --   priority          an integer in -1000..1000
 --   scheduled_at,     "" or a finite decimal number (digits, sign, point,
 --   time_last_queued  exponent; no spaces, hex, inf or nan)
