@@ -208,15 +208,20 @@ def test_checker_accepts_keys_from_keys(snippet: str) -> None:
     assert check_lua(snippet) == []
 
 
-@pytest.mark.parametrize("name", [*QUEUE_SCRIPTS, *STANDALONE_SCRIPTS])
-def test_script_header_documents_keys_argv_and_result(name: str) -> None:
-    """Each script's header comment documents KEYS, ARGV and its result."""
+def _header(name: str) -> str:
+    """The comment lines at the top of ``lua/<name>.lua``."""
     header = []
     for line in lua_source(name).splitlines():
         if not line.startswith("--"):
             break
         header.append(line)
-    text = "\n".join(header)
+    return "\n".join(header)
+
+
+@pytest.mark.parametrize("name", [*QUEUE_SCRIPTS, *STANDALONE_SCRIPTS])
+def test_script_header_documents_keys_argv_and_result(name: str) -> None:
+    """Each script's header comment documents KEYS, ARGV and its result."""
+    text = _header(name)
     assert text.startswith(f"-- {name}.lua:")
     assert "KEYS" in text
     assert "ARGV" in text
@@ -228,3 +233,12 @@ def test_prelude_documents_every_key_of_the_queue_set() -> None:
     text = lua_source(PRELUDE)
     for index in range(1, 11):
         assert f"KEYS[{index}]" in text
+
+
+@pytest.mark.parametrize("name", QUEUE_SCRIPTS)
+def test_queue_script_header_refers_to_the_prelude_for_keys(name: str) -> None:
+    """A per-queue script's header points at the queue key set that the
+    prelude describes, instead of repeating (and drifting from) it."""
+    text = _header(name)
+    assert "-- KEYS: the queue key set (see _queue.lua)" in text
+    assert "KEYS[" not in text

@@ -337,17 +337,17 @@ def test_enqueue_many_mixed_queues_and_refusals(redis_broker: RedisBroker) -> No
 
 # -- scripts and round trips -----------------------------------------------------------
 class RoundTrips:
-    """Counts the round trips a broker makes (one per ``_send``)."""
+    """Counts the round trips a broker makes (one per ``Transport.send``)."""
 
     def __init__(self, broker: RedisBroker, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = broker._send
+        original = broker.transport.send
 
         def counting(calls: Any) -> Any:
             self.count += 1
             return original(calls)
 
-        monkeypatch.setattr(broker, "_send", counting)
+        monkeypatch.setattr(broker.transport, "send", counting)
 
     def measure(self, action: Any) -> int:
         before = self.count

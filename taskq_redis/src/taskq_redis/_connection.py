@@ -1,23 +1,18 @@
-"""Building the Redis client: URLs, passwords, options, error mapping."""
+"""Building the Redis client: URLs, passwords, options."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-import redis.exceptions
-
-from taskq_core.exceptions import BrokerConnectionError, BrokerError
 
 __all__ = [
     "CONNECTION_OPTIONS",
     "PASSWORD_ENV_VARS",
     "make_client",
-    "map_errors",
     "redact_url",
 ]
 
@@ -128,14 +123,3 @@ def make_client(
     except ValueError as exc:
         raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
     return client, redact_url(url), True
-
-
-@contextlib.contextmanager
-def map_errors(url: str) -> Iterator[None]:
-    """Turn redis-py errors into taskq's broker errors (no password shown)."""
-    try:
-        yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise BrokerConnectionError(f"cannot reach Redis at {url}: {exc}") from exc
-    except redis.exceptions.RedisError as exc:
-        raise BrokerError(f"Redis at {url} failed: {exc}") from exc

@@ -1,9 +1,10 @@
-"""The Lua scripts: loading, hashing and running them with EVALSHA.
+"""The Lua scripts: loading them, hashing them, the arguments of EVALSHA.
 
 Per-queue scripts are the shared prelude ``lua/_queue.lua`` followed by the
 script's own file; standalone scripts (locks, slots) are used as they are.
-Scripts run with EVALSHA and are loaded on NOSCRIPT (also inside pipelines,
-so a pipeline with scripts is still one round trip when they are cached).
+``_transport`` runs them with EVALSHA and loads them on NOSCRIPT (also inside
+pipelines, so a pipeline with scripts is still one round trip when they are
+cached).
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
-"""The Redis broker: every state move is one Lua script on one queue's keys."""
+"""The Redis broker: every state move is one Lua script on one queue's keys.
+
+Each method builds its script call (the arguments formatted by ``_codec``),
+sends it with the ``_transport`` (one round trip, however many calls) and
+decodes the reply (``_codec`` again). ``_notifications`` listens on the
+activity channel; ``_keys`` names every key.
+"""
 
 from __future__ import annotations
 
-import math
-import re
-import time as _time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import msgpack
 import redis
-import redis.client
 import redis.exceptions
 
 from taskq_core.broker import (
@@ -25,49 +25,22 @@ from taskq_core.broker import (
     FinishRequest,
     StoredTask,
 )
-from taskq_core.exceptions import (
-    BrokerConnectionError,
-    QueueFullException,
-    SerializationError,
-    TaskNotFound,
-)
+from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import State
-from taskq_redis._connection import make_client, map_errors
-from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
+from taskq_redis import _codec as codec
+from taskq_redis._keys import STATE_NUMBERS, Layout, root_of
+from taskq_redis._meta import MAX_PRIORITY, MIN_PRIORITY, parse_meta
+from taskq_redis._notifications import Notifications
 from taskq_redis._scripts import ScriptSet
+from taskq_redis._transport import Call, Transport
 
 __all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
-MIN_PRIORITY = -1000
-MAX_PRIORITY = 1000
-_OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
 _PURGE_CHUNK = 1000
 _PIPELINE_CHUNK = 1000
 _MIN_SERVER = (6, 2)
 #: dropped entries kept for take_dropped()
 _DROPPED_KEPT = 10_000
-#: state numbers of the scripts (see _keys.STATE_NUMBERS)
-_STATES_BY_NUMBER = {number: state for state, number in STATE_NUMBERS.items()}
-
-
-def _num(value: float) -> str:
-    """A finite number as the exact text Redis and Lua parse back."""
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return repr(number)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _id_text(value: bytes | str) -> str:
-    """A task id read back from Redis; bytes that are not UTF-8 (a damaged
-    entry) are shown escaped instead of raising."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return value
 
 
 def setup_warnings(version: str, policy: str | None) -> list[str]:
@@ -88,120 +61,6 @@ def setup_warnings(version: str, policy: str | None) -> list[str]:
             "task data or locks; set it to 'noeviction'"
         )
     return warnings
-
-
-@dataclass(frozen=True)
-class _Meta:
-    priority: int = 0
-    scheduled_at: float | None = None
-    time_last_queued: float | None = None
-    executions_count: int = 0
-    #: what is wrong with the meta string (the fields then hold defaults)
-    problem: str | None = None
-
-
-# The meta string "priority|scheduled_at|time_last_queued|queued_at|seq|
-# count|first" is read with the same rules as check_meta in lua/_queue.lua.
-_INT = re.compile(rb"-?[0-9]+")
-_NUMBER = re.compile(rb"[0-9.eE+-]+")
-_MAX_PRIORITY = 1000
-_MAX_RECORDS = 1_000_000
-
-
-def _excerpt(raw: bytes) -> str:
-    return repr(raw[:40].decode("utf-8", "backslashreplace"))
-
-
-def _meta_int(raw: bytes) -> int | None:
-    return int(raw) if len(raw) <= 16 and _INT.fullmatch(raw) else None
-
-
-def _meta_number(raw: bytes) -> float | None:
-    if not _NUMBER.fullmatch(raw):
-        return None
-    try:
-        number = float(raw)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _meta_problem(parts: list[bytes]) -> str | None:
-    """What is wrong with the seven fields of a meta string, or ``None``."""
-    priority, scheduled_at, last_queued, queued_at, seq, count, first = parts
-    number = _meta_int(priority)
-    if number is None or abs(number) > _MAX_PRIORITY:
-        return f"field 'priority' is not an integer in -1000..1000: {_excerpt(priority)}"
-    for name, raw in (("scheduled_at", scheduled_at), ("time_last_queued", last_queued)):
-        if raw and _meta_number(raw) is None:
-            return f"field {name!r} is not a number: {_excerpt(raw)}"
-    if bool(queued_at) != bool(seq):
-        return "fields 'queued_at' and 'seq' are not both set or both empty"
-    if queued_at:
-        when = _meta_number(queued_at)
-        if when is None or not -1e10 < when < 1e11:
-            return f"field 'queued_at' is not a time: {_excerpt(queued_at)}"
-        sequence = _meta_int(seq)
-        if sequence is None or sequence < 0 or len(seq) > 13:
-            return f"field 'seq' is not an integer of at most 13 digits: {_excerpt(seq)}"
-    n_count, n_first = _meta_int(count), _meta_int(first)
-    if n_count is None or n_count < 0:
-        return f"field 'count' is not an integer >= 0: {_excerpt(count)}"
-    if n_first is None or not 1 <= n_first <= n_count + 1 or n_count - n_first >= _MAX_RECORDS:
-        return f"field 'first' is not a record number in 1..count+1: {_excerpt(first)}"
-    return None
-
-
-def _parse_meta(raw: bytes | None) -> _Meta:
-    """The meta of a task; never raises: what cannot be read is named in
-    ``problem`` (the fields that can still be read are kept)."""
-    if not raw:
-        return _Meta(problem="the task's metadata is missing")
-    parts = raw.split(b"|")
-    if len(parts) != 7:
-        return _Meta(
-            problem=f"the task's metadata is not 7 fields separated by '|': {_excerpt(raw)}"
-        )
-    problem = _meta_problem(parts)
-    priority = _meta_int(parts[0])
-    count = _meta_int(parts[5])
-    return _Meta(
-        priority=priority if priority is not None and abs(priority) <= _MAX_PRIORITY else 0,
-        scheduled_at=_meta_number(parts[1]),
-        time_last_queued=_meta_number(parts[2]),
-        executions_count=count if count is not None and count >= 0 else 0,
-        problem=None if problem is None else f"the task's metadata {problem}",
-    )
-
-
-def _encode_execution(execution: Execution) -> bytes:
-    try:
-        packed: bytes = msgpack.packb(dict(execution), use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise SerializationError(f"cannot encode the execution record: {exc}") from exc
-    return packed
-
-
-def _decode_execution(raw: bytes) -> Execution:
-    """A stored record; one that is not a msgpack map of text keys (damaged)
-    comes back as ``{"unreadable": what is wrong}`` instead of raising."""
-    try:
-        value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    except Exception as exc:
-        return {"unreadable": f"execution record is not valid msgpack ({type(exc).__name__})"}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        return {"unreadable": f"execution record is not a map of fields: {value!r:.60}"}
-    return dict(value)
-
-
-@dataclass
-class _Call:
-    """One command for :meth:`RedisBroker._run` (``script`` set for EVALSHA)."""
-
-    method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    script: str | None = None
 
 
 class RedisBroker(Broker):
@@ -228,9 +87,8 @@ class RedisBroker(Broker):
         **options: Any,
     ) -> None:
         self.layout = Layout(prefix)
-        self.client, self.url, self._owns_client = make_client(connection, url, options)
-        self.scripts = ScriptSet()
-        self._pubsub: redis.client.PubSub | None = None
+        self.transport = Transport(connection, url, options)
+        self.notifications = Notifications(self.transport, self.layout.channel)
         #: what the scripts dropped, until take_dropped() (the newest, if
         #: nobody asks)
         self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
@@ -254,128 +112,83 @@ class RedisBroker(Broker):
             kw["password"] = password
         return cls(url=url, **kw)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (it always returns bytes)."""
+        return self.transport.client
+
+    @property
+    def url(self) -> str:
+        """The server's URL, for messages (no password)."""
+        return self.transport.url
+
+    @property
+    def scripts(self) -> ScriptSet:
+        """The Lua scripts, by name."""
+        return self.transport.scripts
+
     def __repr__(self) -> str:
         return f"RedisBroker(url={self.url!r}, prefix={self.layout.prefix!r})"
 
     # -- plumbing ----------------------------------------------------------------
-    def _script_call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> _Call:
-        return _Call("evalsha", self.scripts.evalsha_args(name, keys, args), script=name)
+    def _queue_call(self, name: str, queue: str, *args: Any) -> Call:
+        """A per-queue script: KEYS the queue key set, ARGV the queue name, the
+        channel, then ``args``."""
+        keys = self.layout.queue(queue)
+        return self.transport.script(name, keys.keys, (keys.queue, self.layout.channel, *args))
 
-    def _queue_call(self, name: str, keys: QueueKeys, *args: Any) -> _Call:
-        return self._script_call(name, keys.keys, (keys.queue, self.layout.channel, *args))
+    def _queue_script(self, name: str, queue: str, *args: Any) -> Any:
+        """The reply of one per-queue script."""
+        return self.transport.one(self._queue_call(name, queue, *args))
 
-    def _send(self, calls: Sequence[_Call]) -> list[Any]:
-        if len(calls) == 1:
-            call = calls[0]
-            try:
-                return [getattr(self.client, call.method)(*call.args, **call.kwargs)]
-            except redis.exceptions.NoScriptError as exc:
-                return [exc]
-        pipe = self.client.pipeline(transaction=False)
-        for call in calls:
-            getattr(pipe, call.method)(*call.args, **call.kwargs)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        return results
-
-    def _run(self, calls: Sequence[_Call]) -> list[Any]:
-        """Send ``calls`` in one round trip; load scripts on NOSCRIPT and resend
-        only the script calls that were refused (in their order)."""
-        with map_errors(self.url):
-            results = self._send(calls)
-            missing = [
-                i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
-            ]
-            if missing:
-                names = {calls[i].script for i in missing}
-                for name in sorted(n for n in names if n is not None):
-                    self.client.script_load(self.scripts[name].source)
-                again = self._send([calls[i] for i in missing])
-                for i, result in zip(missing, again, strict=True):
-                    results[i] = result
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return results
-
-    def _one(self, call: _Call) -> Any:
-        return self._run([call])[0]
+    def _key_script(self, name: str, key: str, *args: Any) -> Any:
+        """The reply of a script on one key of its own (a lock, a queue's slots)."""
+        return self.transport.one(self.transport.script(name, [key], args))
 
     # -- lifecycle -----------------------------------------------------------------
     def after_fork(self) -> None:
         """Drop the connections inherited from the parent (new ones are made)."""
-        self._pubsub = None
-        self.client.connection_pool.reset()
+        self.notifications.after_fork()
+        self.transport.after_fork()
 
     def close(self) -> None:
         """Close the notification subscription and (if ours) the connections."""
-        if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except redis.exceptions.RedisError:
-                pass
-            self._pubsub = None
-        if self._owns_client:
-            self.client.connection_pool.disconnect()
+        self.notifications.close()
+        self.transport.close()
 
     def check(self) -> list[str]:
         """Warn about a server older than 6.2 or a policy that may evict data."""
-        with map_errors(self.url):
+        with self.transport.errors():
             info = self.client.info("server")
             try:
                 config: dict[Any, Any] = dict(self.client.config_get("maxmemory-policy"))
             except redis.exceptions.ResponseError:  # CONFIG disabled (managed Redis)
                 config = {}
         values = [value for value in config.values() if isinstance(value, bytes | str)]
-        policy = _text(values[0]) if values else None
+        policy = codec.text(values[0]) if values else None
         return setup_warnings(str(info.get("redis_version", "0")), policy)
 
     def time(self) -> float:
         """The Redis server's clock."""
-        with map_errors(self.url):
+        with self.transport.errors():
             seconds, micros = self.client.time()
         return seconds + micros / 1_000_000
 
     # -- enqueue -----------------------------------------------------------------------
-    def _enqueue_call(self, request: EnqueueRequest) -> _Call:
-        priority = request.priority
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, got {priority!r}")
-        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-            raise ValueError(
-                f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
-            )
-        payload: object = request.payload
-        if not isinstance(payload, bytes | bytearray | memoryview):
-            raise TypeError("the payload must be bytes")
-        max_size = request.max_queue_size
-        return self._queue_call(
-            "enqueue",
-            self.layout.queue(request.queue),
-            request.id,
-            bytes(payload),
-            "" if request.when is None else _num(request.when),
-            str(priority),
-            "1" if request.unique else "0",
-            "" if max_size is None else str(int(max_size)),
-        )
-
-    @staticmethod
-    def _enqueue_result(request: EnqueueRequest, raw: Sequence[Any]) -> EnqueueResult:
-        code = int(raw[0])
-        if code < 0:
-            return EnqueueResult(request.id, None, False, 0.0, refused=True)
-        return EnqueueResult(request.id, State(_text(raw[1])), code == 1, float(raw[2]))
+    def _enqueue_call(self, request: EnqueueRequest) -> Call:
+        args = codec.enqueue_args(request)
+        return self._queue_call("enqueue", request.queue, *args)
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """One round trip: SADD the root to the roots set, then the script."""
         calls = [
-            _Call("sadd", (self.layout.roots, root_of(request.queue))),
+            Call("sadd", (self.layout.roots, root_of(request.queue))),
             self._enqueue_call(request),
         ]
-        raw = self._run(calls)[1]
+        raw = self.transport.run(calls)[1]
         if int(raw[0]) < 0:
             raise QueueFullException(f"Queue size: {int(raw[3])}")
-        return self._enqueue_result(request, raw)
+        return codec.enqueue_result(request, raw)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
         """Pipelined: one round trip per 1000 tasks, each task atomic, in order."""
@@ -384,9 +197,9 @@ class RedisBroker(Broker):
             chunk = requests[start : start + _PIPELINE_CHUNK]
             scripts = [self._enqueue_call(request) for request in chunk]
             roots = sorted({root_of(request.queue) for request in chunk})
-            raw = self._run([_Call("sadd", (self.layout.roots, *roots)), *scripts])
+            raw = self.transport.run([Call("sadd", (self.layout.roots, *roots)), *scripts])
             results += [
-                self._enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
+                codec.enqueue_result(request, r) for request, r in zip(chunk, raw[1:], strict=True)
             ]
         return results
 
@@ -395,27 +208,11 @@ class RedisBroker(Broker):
         """One script: up to ``limit`` tasks with their payloads."""
         if limit <= 0:
             return []
-        raw = self._one(self._pop_call(queue, limit, worker_id, defer_seconds))
+        raw = self.transport.one(self._pop_call(queue, limit, worker_id, defer_seconds))
         return self._popped(queue, raw)
 
-    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> _Call:
-        return self._queue_call(
-            "pop", self.layout.queue(queue), int(limit), worker_id, _num(defer_seconds)
-        )
-
-    def _keep_dropped(self, queue: str, raw: Sequence[Any]) -> None:
-        """Remember the entries a script reports as dropped (id, state number,
-        reason, moved to error) for :meth:`take_dropped`."""
-        for i in range(0, len(raw) - 3, 4):
-            self._dropped.append(
-                DroppedTask(
-                    queue=queue,
-                    task_id=_id_text(raw[i]),
-                    state=_STATES_BY_NUMBER.get(int(raw[i + 1]), State.QUEUED),
-                    reason=_id_text(raw[i + 2]),
-                    moved_to_error=raw[i + 3] in (b"1", "1"),
-                )
-            )
+    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> Call:
+        return self._queue_call("pop", queue, int(limit), worker_id, codec.num(defer_seconds))
 
     def take_dropped(self) -> list[DroppedTask]:
         """The entries pop and move_due dropped or moved to error since the
@@ -426,53 +223,15 @@ class RedisBroker(Broker):
         return dropped
 
     def _popped(self, queue: str, raw: Any) -> list[StoredTask]:
-        now = float(raw[0])
-        n_dropped = int(raw[1])
-        self._keep_dropped(queue, raw[2 : 2 + n_dropped])
-        tasks: list[StoredTask] = []
-        for i in range(2 + n_dropped, len(raw), 3):
-            meta = _parse_meta(raw[i + 2])
-            tasks.append(
-                StoredTask(
-                    id=_id_text(raw[i]),
-                    queue=queue,
-                    state=State.ACTIVE,
-                    payload=bytes(raw[i + 1]),
-                    ts=now,
-                    priority=meta.priority,
-                    scheduled_at=meta.scheduled_at,
-                    time_last_queued=meta.time_last_queued,
-                    executions_count=meta.executions_count,
-                    meta_error=meta.problem,
-                )
-            )
+        dropped, tasks = codec.decoded_pop(queue, raw)
+        self._dropped.extend(dropped)
         return tasks
 
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         if not task_ids:
             return []
-        raw = self._one(
-            self._queue_call("heartbeat", self.layout.queue(queue), worker_id, *task_ids)
-        )
-        return [_text(item) for item in raw]
-
-    def _end_args(
-        self,
-        outcome: FinishOutcome,
-        when: float | None,
-        execution: Execution | None,
-        max_stored_executions: int | None,
-    ) -> tuple[str, str, bytes | str, str]:
-        if outcome not in _OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}")
-        if max_stored_executions is not None and max_stored_executions < 0:
-            raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
-        return (
-            outcome,
-            "" if when is None else _num(when),
-            b"" if execution is None else _encode_execution(execution),
-            str(int(max_stored_executions)) if max_stored_executions else "",
-        )
+        raw = self._queue_script("heartbeat", queue, worker_id, *task_ids)
+        return [codec.text(item) for item in raw]
 
     def finish(
         self,
@@ -485,15 +244,12 @@ class RedisBroker(Broker):
         execution: Execution | None = None,
         max_stored_executions: int | None = None,
     ) -> bool:
-        args = self._end_args(outcome, when, execution, max_stored_executions)
-        call = self._queue_call(
-            "finish", self.layout.queue(queue), task_id, worker_id, args[0], *args[1:]
-        )
-        return bool(self._one(call))
+        args = codec.end_args(outcome, when, execution, max_stored_executions)
+        return bool(self._queue_script("finish", queue, task_id, worker_id, *args))
 
-    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> _Call:
-        args = self._end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
-        return self._queue_call("finish", self.layout.queue(queue), r.task_id, worker_id, *args)
+    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> Call:
+        args = codec.end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
+        return self._queue_call("finish", queue, r.task_id, worker_id, *args)
 
     def finish_many(
         self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
@@ -502,7 +258,7 @@ class RedisBroker(Broker):
         if not requests:
             return []
         calls = [self._finish_call(queue, worker_id, r) for r in requests]
-        return [bool(result) for result in self._run(calls)]
+        return [bool(result) for result in self.transport.run(calls)]
 
     def finish_many_then_pop(
         self,
@@ -518,7 +274,7 @@ class RedisBroker(Broker):
             return self.finish_many(queue, worker_id, requests), []
         calls = [self._finish_call(queue, worker_id, r) for r in requests]
         calls.append(self._pop_call(queue, limit, worker_id, defer_seconds))
-        results = self._run(calls)
+        results = self.transport.run(calls)
         return [bool(r) for r in results[:-1]], self._popped(queue, results[-1])
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
@@ -527,9 +283,9 @@ class RedisBroker(Broker):
         queues = sorted(self.queues(State.ACTIVE))
         if not queues:
             return []
-        bound = f"({_num(older_than)}"
+        bound = f"({codec.num(older_than)}"
         calls = [
-            _Call(
+            Call(
                 "zrangebyscore",
                 (self.layout.queue(queue).state(State.ACTIVE), "-inf", bound),
                 {"start": 0, "num": limit, "withscores": True},
@@ -537,8 +293,8 @@ class RedisBroker(Broker):
             for queue in queues
         ]
         found: list[tuple[float, str, str]] = []
-        for queue, entries in zip(queues, self._run(calls), strict=True):
-            found += [(float(score), queue, _id_text(member)) for member, score in entries]
+        for queue, entries in zip(queues, self.transport.run(calls), strict=True):
+            found += [(float(score), queue, codec.id_text(member)) for member, score in entries]
         found.sort()
         return [(queue, task_id) for _, queue, task_id in found[:limit]]
 
@@ -553,122 +309,75 @@ class RedisBroker(Broker):
         execution: Execution | None = None,
         max_stored_executions: int | None = None,
     ) -> bool:
-        args = self._end_args(outcome, when, execution, max_stored_executions)
-        call = self._queue_call(
-            "recover_expired", self.layout.queue(queue), task_id, _num(older_than), *args
-        )
-        return bool(self._one(call))
+        args = codec.end_args(outcome, when, execution, max_stored_executions)
+        older = codec.num(older_than)
+        return bool(self._queue_script("recover_expired", queue, task_id, older, *args))
 
     def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
         """One script: the heartbeat and missing-data checks and the removal."""
-        call = self._queue_call(
-            "drop_expired_missing", self.layout.queue(queue), task_id, _num(older_than)
-        )
-        return bool(self._one(call))
+        older = codec.num(older_than)
+        return bool(self._queue_script("drop_expired_missing", queue, task_id, older))
 
     def move_due(self, queue: str, limit: int) -> int:
         if limit <= 0:
             return 0
-        raw = self._one(self._queue_call("move_due", self.layout.queue(queue), int(limit)))
-        self._keep_dropped(queue, raw[2 : 2 + int(raw[1])])
+        raw = self._queue_script("move_due", queue, int(limit))
+        self._dropped.extend(codec.dropped_entries(queue, raw[2 : 2 + int(raw[1])]))
         return int(raw[0])
 
     # -- locks and semaphores -----------------------------------------------------------------
-    @staticmethod
-    def _ms(ttl: float) -> int:
-        return max(1, math.ceil(float(ttl) * 1000))
-
     def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self._script_call(
-            "lock_acquire", [self.layout.lock(lock_id)], [token, self._ms(ttl)]
-        )
-        return bool(self._one(call))
+        lock = self.layout.lock(lock_id)
+        return bool(self._key_script("lock_acquire", lock, token, codec.milliseconds(ttl)))
 
     def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        call = self._script_call("lock_renew", [self.layout.lock(lock_id)], [token, self._ms(ttl)])
-        return bool(self._one(call))
+        lock = self.layout.lock(lock_id)
+        return bool(self._key_script("lock_renew", lock, token, codec.milliseconds(ttl)))
 
     def release_lock(self, lock_id: str, token: str) -> bool:
-        call = self._script_call("lock_release", [self.layout.lock(lock_id)], [token])
-        return bool(self._one(call))
+        return bool(self._key_script("lock_release", self.layout.lock(lock_id), token))
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
-        call = self._script_call(
-            "slot_acquire", [self.layout.slots(queue)], [worker_id, int(limit), _num(ttl)]
-        )
-        return bool(self._one(call))
+        slots = self.layout.slots(queue)
+        return bool(self._key_script("slot_acquire", slots, worker_id, int(limit), codec.num(ttl)))
 
     def release_queue_slot(self, queue: str, worker_id: str) -> None:
-        self._one(_Call("zrem", (self.layout.slots(queue), worker_id)))
+        self.transport.one(Call("zrem", (self.layout.slots(queue), worker_id)))
 
     def set_queue_system_lock(self, queue: str, timeout: float) -> None:
-        self._one(self._script_call("system_lock_set", [self.layout.slots(queue)], [_num(timeout)]))
+        self._key_script("system_lock_set", self.layout.slots(queue), codec.num(timeout))
 
     def get_queue_system_lock(self, queue: str) -> float | None:
-        raw = self._one(self._script_call("system_lock_get", [self.layout.slots(queue)], []))
+        raw = self._key_script("system_lock_get", self.layout.slots(queue))
         return None if raw is None else float(raw)
 
     def try_rate_limit(self, name: str, ttl: float) -> bool:
-        raw = self._one(
-            _Call("set", (self.layout.rate_limit(name), b"1"), {"nx": True, "px": self._ms(ttl)})
+        raw = self.transport.one(
+            Call(
+                "set",
+                (self.layout.rate_limit(name), b"1"),
+                {"nx": True, "px": codec.milliseconds(ttl)},
+            )
         )
         return bool(raw)
 
     # -- notifications ---------------------------------------------------------------------------
-    def _subscription(self) -> redis.client.PubSub:
-        if self._pubsub is None:
-            # typed in some redis-py releases and not in others: call it untyped
-            make_pubsub: Any = self.client.pubsub
-            pubsub: redis.client.PubSub = make_pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self.layout.channel)
-            except BaseException:
-                pubsub.close()
-                raise
-            self._pubsub = pubsub
-        return self._pubsub
-
     def subscribe(self) -> None:
         """Start listening for notifications now (``wait_for_activity`` does it
         on its first call otherwise)."""
-        with map_errors(self.url):
-            self._subscription()
+        self.notifications.subscribe()
 
     def wait_for_activity(self, timeout: float) -> set[str]:
         """Wait on the ``<prefix>:activity`` channel; returns as soon as one
         queue name arrived (with any others already waiting)."""
-        deadline = _time.monotonic() + max(0.0, float(timeout))
-        names: set[str] = set()
-        try:
-            with map_errors(self.url):
-                pubsub = self._subscription()
-                while True:
-                    remaining = 0.0 if names else max(0.0, deadline - _time.monotonic())
-                    message = pubsub.get_message(timeout=remaining)
-                    if message is None:
-                        if names or _time.monotonic() >= deadline:
-                            return names
-                        continue
-                    if message.get("type") == "message":
-                        names.add(_text(message["data"]))
-        except BrokerConnectionError:
-            self._reset_pubsub()
-            raise
-
-    def _reset_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except (redis.exceptions.RedisError, OSError):
-                pass
+        return self.notifications.wait(timeout)
 
     # -- inspection -----------------------------------------------------------------------------
     def roots(self) -> set[str]:
         """Every queue root ever enqueued to."""
-        with map_errors(self.url):
+        with self.transport.errors():
             members = self.client.smembers(self.layout.roots)
-        return {_text(m) for m in members}
+        return {codec.text(m) for m in members}
 
     def queues(self, state: State) -> set[str]:
         """Exact per-root indexes (kept by the scripts), read in one pipeline."""
@@ -676,58 +385,24 @@ class RedisBroker(Broker):
         roots = sorted(self.roots())
         if not roots:
             return set()
-        calls = [_Call("smembers", (self.layout.index(root, state),)) for root in roots]
+        calls = [Call("smembers", (self.layout.index(root, state),)) for root in roots]
         names: set[str] = set()
-        for members in self._run(calls):
-            names |= {_text(m) for m in members}
+        for members in self.transport.run(calls):
+            names |= {codec.text(m) for m in members}
         return names
 
     def queue_sizes(self, queue: str) -> dict[State, int]:
         keys = self.layout.queue(queue)
         states = list(STATE_NUMBERS)
-        counts = self._run([_Call("zcard", (keys.state(state),)) for state in states])
+        counts = self.transport.run([Call("zcard", (keys.state(state),)) for state in states])
         return {state: int(n) for state, n in zip(states, counts, strict=True)}
 
     def _read(
         self, queue: str, state: State, load_executions: int, mode: str, *args: Any
     ) -> tuple[int, list[StoredTask]]:
-        raw = self._one(
-            self._queue_call(
-                "read",
-                self.layout.queue(queue),
-                STATE_NUMBERS[state],
-                max(0, int(load_executions)),
-                mode,
-                *args,
-            )
-        )
-        total = int(raw[0])
-        tasks: list[StoredTask] = []
-        i = 1
-        while i < len(raw):
-            task_id, score, has_data, payload, meta_raw = raw[i : i + 5]
-            count = int(raw[i + 5])
-            records = raw[i + 6 : i + 6 + count]
-            i += 6 + count
-            meta = _parse_meta(meta_raw)
-            missing = has_data != b"1"
-            tasks.append(
-                StoredTask(
-                    id=_id_text(task_id),
-                    queue=queue,
-                    state=state,
-                    payload=b"" if missing else bytes(payload),
-                    ts=float(score),
-                    priority=meta.priority,
-                    scheduled_at=meta.scheduled_at,
-                    time_last_queued=meta.time_last_queued,
-                    executions_count=meta.executions_count,
-                    executions=[_decode_execution(r) for r in records if r],
-                    missing=missing,
-                    meta_error=None if missing else meta.problem,
-                )
-            )
-        return total, tasks
+        load = max(0, int(load_executions))
+        raw = self._queue_script("read", queue, STATE_NUMBERS[state], load, mode, *args)
+        return codec.decoded_read(queue, state, raw)
 
     def get_task(
         self, queue: str, state: State, task_id: str, load_executions: int = 0
@@ -751,19 +426,19 @@ class RedisBroker(Broker):
 
     def executions_count(self, queue: str, task_id: str) -> int:
         tasks_key = self.layout.queue(queue).tasks
-        exists, meta = self._run(
+        exists, meta = self.transport.run(
             [
-                _Call("hexists", (tasks_key, f"d:{task_id}")),
-                _Call("hget", (tasks_key, f"m:{task_id}")),
+                Call("hexists", (tasks_key, f"d:{task_id}")),
+                Call("hget", (tasks_key, f"m:{task_id}")),
             ]
         )
         if not exists:
             raise TaskNotFound(f"task {task_id!r} of queue {queue!r} has no data")
-        return _parse_meta(meta).executions_count
+        return parse_meta(meta).executions_count
 
     # -- repair -----------------------------------------------------------------------------------
     def _repair(self, script: str, queue: str, task_id: str, state: State, *args: Any) -> None:
-        if not self._one(self._queue_call(script, self.layout.queue(queue), task_id, *args)):
+        if not self._queue_script(script, queue, task_id, *args):
             raise TaskNotFound(f"task {task_id!r} is not {state.value} in queue {queue!r}")
 
     def cancel(self, queue: str, task_id: str) -> None:
@@ -776,16 +451,15 @@ class RedisBroker(Broker):
         self._repair("retry_from_error", queue, task_id, State.ERROR)
 
     def update_scheduled_time(self, queue: str, task_id: str, when: float) -> None:
-        self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, _num(when))
+        self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, codec.num(when))
 
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
         """Chunks of at most 1000, each atomic, from the oldest: never skips."""
-        keys = self.layout.queue(queue)
-        bound = "" if older_than is None else _num(older_than)
+        bound = "" if older_than is None else codec.num(older_than)
         purged = 0
         while limit is None or purged < limit:
             chunk = _PURGE_CHUNK if limit is None else min(_PURGE_CHUNK, limit - purged)
-            done = int(self._one(self._queue_call("purge_errors", keys, bound, chunk)))
+            done = int(self._queue_script("purge_errors", queue, bound, chunk))
             purged += done
             if done < chunk:
                 break

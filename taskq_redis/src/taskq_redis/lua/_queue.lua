@@ -1,11 +1,14 @@
 -- _queue.lua: shared prelude of every per-queue script.
 --
 -- The loader prepends this file to each per-queue script (enqueue, pop,
--- finish, ...), so they all receive the same KEYS: the ten keys of one queue
--- Q, all sharing the hash tag of Q's root name ({T} below), hence one
--- cluster slot. No key name is built here: keys are only read from KEYS.
+-- finish, ...), so they all receive the same KEYS, "the queue key set": the
+-- ten keys of one queue Q, all sharing the hash tag of Q's root name ({T}
+-- below), hence one cluster slot. No key name is built here: keys are only
+-- read from KEYS. This header is the one place that describes the set: each
+-- per-queue script's header says "KEYS: the queue key set (see _queue.lua)"
+-- and documents only its own ARGV, result and effects.
 --
--- KEYS (P = the broker prefix, T = the escaped root of Q):
+-- KEYS, the queue key set (P = the broker prefix, T = the escaped root of Q):
 --   KEYS[1]  P:{T}:queued:Q     ZSET  the queued tasks in pop order:
 --              score -priority; member <queued time in microseconds, 17
 --              digits><seq, 13 digits><id>, so ascending (score, member)
@@ -61,7 +64,7 @@ end
 -- Stored data may be damaged or written by someone else, so every script
 -- checks what it parses before it changes anything: check_meta reads a meta
 -- string only if every field is well-formed (the same rules as the broker's
--- Python side):
+-- Python side, taskq_redis/_meta.py):
 --   priority          an integer in -1000..1000
 --   scheduled_at,     "" or a finite decimal number (digits, sign, point,
 --   time_last_queued  exponent; no spaces, hex, inf or nan)

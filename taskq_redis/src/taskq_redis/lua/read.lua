@@ -1,12 +1,6 @@
 -- read.lua: read tasks of one state (read-only; get_task and list_tasks).
 --
--- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
---   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
---   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
---   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
---   per-root index SETs of queue names (queued, scheduled, active, error),
---   KEYS[10] sequence counter STRING.
+-- KEYS: the queue key set (see _queue.lua).
 -- ARGV: [1] queue name, [2] notification channel (unused),
 --   [3] state number (1 queued, 2 scheduled, 3 active, 4 error),
 --   [4] executions to load (newest n), [5] mode "range" or "ids",

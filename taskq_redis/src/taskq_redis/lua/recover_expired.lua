@@ -1,13 +1,7 @@
 -- recover_expired.lua: end the run of an active task whose worker was lost
 -- (transitions "requeue_expired", "fail_expired").
 --
--- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
---   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
---   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
---   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
---   per-root index SETs of queue names (queued, scheduled, active, error),
---   KEYS[10] sequence counter STRING.
+-- KEYS: the queue key set (see _queue.lua).
 -- ARGV:
 --   [1] queue name, [2] notification channel,
 --   [3] task id, [4] older_than (epoch seconds),

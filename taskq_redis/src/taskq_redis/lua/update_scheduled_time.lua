@@ -1,13 +1,7 @@
 -- update_scheduled_time.lua: change a scheduled task's due time
 -- (transition "update_scheduled_time").
 --
--- KEYS: the queue key set of _queue.lua (prepended), all of one slot:
---   KEYS[1] queued ZSET (score -priority, member time+seq+id), KEYS[2]
---   scheduled ZSET (id -> due time), KEYS[3] active ZSET (id -> heartbeat),
---   KEYS[4] error ZSET (id -> failure time), KEYS[5] tasks HASH (d:<id>
---   payload, m:<id> meta, o:<id> owner, x:<id>:<n> records), KEYS[6..9]
---   per-root index SETs of queue names (queued, scheduled, active, error),
---   KEYS[10] sequence counter STRING.
+-- KEYS: the queue key set (see _queue.lua).
 -- ARGV: [1] queue name, [2] notification channel (unused), [3] task id,
 --   [4] new due time (epoch seconds, stored as given).
 -- Returns 1 when updated, 0 when the id is not scheduled or its data is
