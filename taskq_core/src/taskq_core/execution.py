@@ -6,18 +6,20 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from taskq_core.broker import Execution
 from taskq_core.context import running
-from taskq_core.exceptions import RetryException
+from taskq_core.exceptions import JobTimeoutException, RetryException
+from taskq_core.plugins import call_hook_safely, get_plugin_manager
+from taskq_core.retry import serialize_retry_method
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
-    from taskq_core.types import App as TaskQ
+    from taskq_core.types import App
 
 __all__ = ["RunResult", "effective_hard_timeout", "exception_name", "make_execution", "run_group"]
 
@@ -60,8 +62,6 @@ def make_execution(
             record["retry"] = True
             record["log_error"] = exc.log_error
             if exc.method is not None:
-                from taskq_core.retry import serialize_retry_method
-
                 record["retry_method"] = serialize_retry_method(exc.method)
             if exc.exc_info is not None:
                 exc_info = exc.exc_info
@@ -114,7 +114,7 @@ class RunResult:
         )
 
 
-def effective_hard_timeout(tq: TaskQ, tasks: Sequence[Task]) -> float:
+def effective_hard_timeout(tq: App, tasks: Sequence[Task]) -> float:
     """The hard timeout of a run: the task's own, else its function's, else the
     default; for a batch the largest of its tasks'."""
     values = []
@@ -129,12 +129,12 @@ def effective_hard_timeout(tq: TaskQ, tasks: Sequence[Task]) -> float:
     return max(values) if values else float(tq.config["DEFAULT_HARD_TIMEOUT"])
 
 
-def _context_managers(tq: TaskQ) -> list[AbstractContextManager[Any]]:
+def _context_managers(tq: App) -> list[AbstractContextManager[Any]]:
     return list(tq.config["CHILD_CONTEXT_MANAGERS"])
 
 
 def run_group(
-    tq: TaskQ,
+    tq: App,
     tasks: Sequence[Task],
     *,
     store_tracebacks: bool,
@@ -149,9 +149,8 @@ def run_group(
     task's result as soon as that task is over (a forked child sends it on, so
     that a crash later in the group costs only the task it happens in).
     """
-    from taskq_core.plugins import get_plugin_manager
 
-    def innermost(tq: TaskQ, tasks: Sequence[Task]) -> list[RunResult]:
+    def innermost(tq: App, tasks: Sequence[Task]) -> list[RunResult]:
         return _run_tasks(
             tq, tasks, store_tracebacks=store_tracebacks, worker_id=worker_id, on_result=on_result
         )
@@ -169,18 +168,13 @@ def run_group(
 
 
 def _run_tasks(
-    tq: TaskQ,
+    tq: App,
     tasks: Sequence[Task],
     *,
     store_tracebacks: bool,
     worker_id: str | None,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    from contextlib import ExitStack
-
-    from taskq_core.exceptions import JobTimeoutException
-    from taskq_core.plugins import call_hook_safely
-
     results: list[RunResult] = []
     stack = ExitStack()
     last_error: BaseException | None = None

@@ -24,7 +24,7 @@ from taskq_core.states import Outcome
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
-    from taskq_core.types import App as TaskQ
+    from taskq_core.types import App
 
 __all__ = [
     "PERMANENT_FAILURE",
@@ -165,7 +165,7 @@ _REFUSED = f"{TaskRefused.__module__}:{TaskRefused.__qualname__}"
 
 
 def decide_retry(
-    tq: TaskQ, task: Task, execution: Execution, retry_number: int, now: float
+    tq: App, task: Task, execution: Execution, retry_number: int, now: float
 ) -> Decision:
     """TaskTiger's retry decision for a failed run.
 

@@ -20,7 +20,7 @@ from taskq_core.task_modules import ModuleRule
 if TYPE_CHECKING:
     from taskq_core.broker import Execution
     from taskq_core.task import Task
-    from taskq_core.types import App as TaskQ
+    from taskq_core.types import App
 
 __all__ = ["RUNNER_MODULES", "BaseRunner", "DefaultRunner", "hard_timeout", "runner_rule"]
 
@@ -52,7 +52,7 @@ def hard_timeout(seconds: float | None) -> Iterator[None]:
 class BaseRunner:
     """Override these to change how tasks are called (an advanced feature)."""
 
-    def __init__(self, tq: TaskQ) -> None:
+    def __init__(self, tq: App) -> None:
         self.tq = tq
 
     def run_single_task(self, task: Task, hard_timeout: float | None) -> Any:

@@ -24,15 +24,15 @@ from taskq_core.exceptions import (
     TaskRefused,
 )
 from taskq_core.options import CALL_SITE, OPTIONS_ATTR, given, merged
-from taskq_core.plugins import get_registry, get_runner_class
-from taskq_core.retry import policy_rule
+from taskq_core.plugins import call_hook_safely, get_plugin_manager, get_registry, get_runner_class
+from taskq_core.retry import policy_rule, serialize_retry_method
 from taskq_core.runners import runner_rule
 from taskq_core.states import State
 from taskq_core.task_modules import split_path, task_rule
 
 if TYPE_CHECKING:
     from taskq_core.runners import BaseRunner
-    from taskq_core.types import App as TaskQ
+    from taskq_core.types import App
 
 __all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "UNREADABLE", "Task", "normalize_keys", "to_when"]
 
@@ -94,7 +94,7 @@ class Task:
 
     def __init__(
         self,
-        tq: TaskQ,
+        tq: App,
         func: Callable[..., Any] | None = None,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
@@ -171,8 +171,6 @@ class Task:
         if hard_timeout:
             data["hard_timeout"] = float(hard_timeout)
         if retry or retry_on or retry_method:
-            from taskq_core.retry import serialize_retry_method
-
             data["retry_method"] = serialize_retry_method(
                 retry_method or tq.config["DEFAULT_RETRY_METHOD"]
             )
@@ -200,7 +198,7 @@ class Task:
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def _from_stored(cls, tq: TaskQ, stored: StoredTask) -> Task:
+    def _from_stored(cls, tq: App, stored: StoredTask) -> Task:
         """The one place stored data becomes a Task: the payload goes through the
         typed decode, and whatever is unreadable (payload or the broker's meta)
         is kept in :attr:`unreadable` instead of raising (Decision 19)."""
@@ -216,7 +214,7 @@ class Task:
 
     @classmethod
     def from_id(
-        cls, tq: TaskQ, queue: str, state: State | str, task_id: str, load_executions: int = 0
+        cls, tq: App, queue: str, state: State | str, task_id: str, load_executions: int = 0
     ) -> Task:
         """Load a task; ``TaskNotFound`` if it is not in that queue and state."""
         stored = tq.broker.get_task(queue, State(state), task_id, load_executions)
@@ -225,7 +223,7 @@ class Task:
     @classmethod
     def tasks_from_queue(
         cls,
-        tq: TaskQ,
+        tq: App,
         queue: str,
         state: State | str,
         skip: int = 0,
@@ -453,20 +451,16 @@ class Task:
             time_last_queued=time.time(),
         )
         if result.created:
-            from taskq_core.plugins import call_hook_safely
-
             call_hook_safely("taskq_task_enqueued", tq=self.tq, task=self)
         return None
 
     def execute(self) -> Any:
         """Run the task inline with its runner (no timeout, retries or broker writes);
         exceptions propagate."""
-        from taskq_core.plugins import get_plugin_manager
-
         runner = self.get_runner()
         box: list[Any] = []
 
-        def innermost(tq: TaskQ, tasks: Sequence[Task]) -> list[Any]:
+        def innermost(tq: App, tasks: Sequence[Task]) -> list[Any]:
             box.append(runner.run_eager_task(self))
             return box
 

@@ -135,8 +135,6 @@ def _build_app(options: dict[str, Any], setup_structlog: bool) -> Any:
 
 
 def _import_app(app_path: str) -> Any:
-    from taskq_core.app import TaskQ
-
     try:
         app = import_attribute(app_path if ":" in app_path else f"{app_path}:tq")
     except ImportError as exc:

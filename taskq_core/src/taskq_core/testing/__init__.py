@@ -56,7 +56,7 @@ def run_tasks(tq: TaskQ, raise_on_errors: bool = True, **worker_options: Any) ->
 def __getattr__(name: str) -> Any:
     if name == "check_retry_policy":
         # hypothesis is an optional dependency: loaded when this is asked for
-        from taskq_core.testing.policies import check_retry_policy
+        from taskq_core.testing.policies import check_retry_policy  # noqa: PLC0415
 
         return check_retry_policy
     raise AttributeError(name)

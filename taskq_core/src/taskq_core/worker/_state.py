@@ -20,7 +20,7 @@ from taskq_core.plugins import get_executor_factory
 from taskq_core.queues import dotted_parts, queue_matches
 
 if TYPE_CHECKING:
-    from taskq_core.types import App as TaskQ
+    from taskq_core.types import App
 
 
 __all__ = ["WorkerState"]
@@ -33,7 +33,7 @@ class WorkerState:
 
     def __init__(
         self,
-        tq: TaskQ,
+        tq: App,
         queues: Sequence[str] | None = None,
         exclude_queues: Sequence[str] | None = None,
         max_workers_per_queue: int | None = None,
