@@ -8,7 +8,7 @@ import time as _time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgpack
 import redis
@@ -191,7 +191,7 @@ def _decode_execution(raw: bytes) -> Execution:
         return {"unreadable": f"execution record is not valid msgpack ({type(exc).__name__})"}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         return {"unreadable": f"execution record is not a map of fields: {value!r:.60}"}
-    return dict(value)
+    return cast(Execution, dict(value))  # a record as stored: its values are unchecked
 
 
 @dataclass

@@ -7,7 +7,7 @@ execution records it stores beside a task (:class:`Execution`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from taskq_core.states import Outcome, State
 
@@ -22,10 +22,47 @@ __all__ = [
 ]
 
 
-#: An execution record: ``time_started``, ``time_failed``, ``exception_name``,
-#: ``success``, ``host``, optionally ``traceback``, ``retry``, ``retry_method``,
-#: ``log_error``, ``worker_id``. Brokers store it as given.
-Execution = dict[str, Any]
+class Execution(TypedDict, total=False):
+    """An execution record: what one failed run left behind.
+
+    The worker writes ``time_started``, ``time_failed``, ``exception_name``,
+    ``success``, ``host``, and optionally the other keys below. Brokers store
+    a record as given (every key, also one not named here) and give it back
+    unchanged. A record read back from storage may have been damaged there:
+    readers look keys up with ``.get`` and check what they use.
+    """
+
+    #: when the run started (epoch seconds, the worker's clock)
+    time_started: float
+    #: when it failed (epoch seconds, the worker's clock)
+    time_failed: float
+    #: ``module:QualName`` of the exception class
+    exception_name: str
+    #: the exception's text (``str(exc)``, shortened), or what went wrong
+    #: when the failure was seen from outside (a killed child)
+    exception: str
+    #: always ``False``: only failed runs leave a record
+    success: bool
+    #: the host the run failed on (``"redis"`` for a task the Redis broker
+    #: moved to ``error`` because its data was unreadable)
+    host: str
+    #: the formatted traceback (when the worker stores tracebacks)
+    traceback: str
+    #: ``True`` when the task raised ``RetryException``
+    retry: bool
+    #: the retry policy spec (``[path, [args...]]``) the ``RetryException`` asked for
+    retry_method: list[Any]
+    #: whether the failure is logged as an error (``RetryException(log_error=...)``)
+    log_error: bool
+    #: the worker that ran the task
+    worker_id: str
+    #: what a misbehaving retry or schedule policy did (the task then failed
+    #: permanently)
+    policy_error: str
+    #: what is wrong with a stored record the broker could not read back (the
+    #: record then holds only this key)
+    unreadable: str
+
 
 #: What happens to an active task when its run is over.
 #: ``done`` removes it (success, or a dropped failure); ``retry`` moves it to

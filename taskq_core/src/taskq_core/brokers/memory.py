@@ -214,7 +214,7 @@ class MemoryBroker(Broker):
             scheduled_at=data.scheduled_at,
             time_last_queued=data.time_last_queued,
             executions_count=data.executions_count,
-            executions=[dict(execution) for execution in executions],
+            executions=[{**execution} for execution in executions],
         )
 
     # -- clock ------------------------------------------------------------------
@@ -391,7 +391,7 @@ class MemoryBroker(Broker):
         self._remove(State.ACTIVE, queue, task_id)
         data = self._data.get(key)
         if execution is not None and data is not None:
-            data.executions.append(dict(execution))
+            data.executions.append({**execution})
             data.executions_count += 1
             if max_stored_executions:
                 del data.executions[:-max_stored_executions]

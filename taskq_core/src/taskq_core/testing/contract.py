@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import pytest
 
@@ -76,7 +76,7 @@ def _req(task_id: str, queue: str = Q, **options: Any) -> EnqueueRequest:
     )
 
 
-def _execution(number: int, **extra: Any) -> Execution:
+def _execution(number: int, **extra: Unpack[Execution]) -> Execution:
     record: Execution = {
         "time_started": 1_700_000_000.5 + number,
         "time_failed": 1_700_000_001.25 + number,
