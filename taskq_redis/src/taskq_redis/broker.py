@@ -31,7 +31,7 @@ from taskq_core.exceptions import (
     SerializationError,
     TaskNotFound,
 )
-from taskq_core.states import State
+from taskq_core.states import OUTCOMES, State
 from taskq_redis._connection import make_client, map_errors
 from taskq_redis._keys import STATE_NUMBERS, Layout, QueueKeys, root_of
 from taskq_redis._scripts import ScriptSet
@@ -40,7 +40,7 @@ __all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
 MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
-_OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
+_OUTCOMES = frozenset(OUTCOMES)
 _PURGE_CHUNK = 1000
 _PIPELINE_CHUNK = 1000
 _MIN_SERVER = (6, 2)

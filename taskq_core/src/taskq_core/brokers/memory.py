@@ -36,7 +36,7 @@ from taskq_core.broker import (
     StoredTask,
 )
 from taskq_core.exceptions import QueueFullException, TaskNotFound
-from taskq_core.states import STATES, State
+from taskq_core.states import OUTCOMES, STATES, State
 
 __all__ = ["MemoryBroker"]
 
@@ -384,7 +384,7 @@ class MemoryBroker(Broker):
         execution: Execution | None,
         max_stored_executions: int | None,
     ) -> None:
-        if outcome not in ("done", "retry", "error", "requeue"):
+        if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         now = self._clock()
         key = (queue, task_id)

@@ -40,12 +40,11 @@ from taskq_core.broker import (
     Broker,
     EnqueueRequest,
     Execution,
-    FinishOutcome,
     FinishRequest,
     StoredTask,
 )
 from taskq_core.exceptions import QueueFullException, TaskNotFound
-from taskq_core.states import STATES, State, Transition
+from taskq_core.states import OUTCOMES, STATES, State, Transition
 
 __all__ = ["BrokerContractTests", "DropTaskData"]
 
@@ -742,8 +741,7 @@ class BrokerContractTests:
         """finish by a worker that does not own the task returns False and
         changes nothing, not even the records."""
         task = _activate(broker, "a", worker="w1")
-        outcomes: tuple[FinishOutcome, ...] = ("done", "retry", "error", "requeue")
-        for outcome in outcomes:
+        for outcome in OUTCOMES:
             assert not broker.finish(Q, "a", "w2", outcome, execution=_execution(1))
         assert _states_of(broker, Q, "a") == {State.ACTIVE}
         assert broker.get_task(Q, State.ACTIVE, "a").ts == task.ts

@@ -43,6 +43,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from taskq_core import states
 from taskq_core.broker import (
     Broker,
     EnqueueRequest,
@@ -171,19 +172,9 @@ def _record(number: int) -> Execution:
     }
 
 
-_OUTCOMES: tuple[FinishOutcome, ...] = ("done", "retry", "error", "requeue")
-_FINISH_TRANSITIONS: dict[FinishOutcome, Transition] = {
-    "done": Transition.DONE,
-    "retry": Transition.RETRY_LATER,
-    "error": Transition.FAIL,
-    "requeue": Transition.LOCK_CONFLICT,
-}
-_RECOVER_TRANSITIONS: dict[FinishOutcome, Transition] = {
-    "done": Transition.DONE,
-    "retry": Transition.REQUEUE_EXPIRED,
-    "error": Transition.FAIL_EXPIRED,
-    "requeue": Transition.REQUEUE_EXPIRED,
-}
+_OUTCOMES = states.OUTCOMES
+_FINISH_TRANSITIONS = states.FINISH_TRANSITIONS
+_RECOVER_TRANSITIONS = states.RECOVER_TRANSITIONS
 
 
 def make_broker_state_machine(
