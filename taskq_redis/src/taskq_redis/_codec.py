@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -26,7 +26,7 @@ from taskq_core.broker import (
     StoredTask,
 )
 from taskq_core.exceptions import SerializationError
-from taskq_core.states import State
+from taskq_core.states import OUTCOMES, State
 from taskq_redis._keys import STATE_NUMBERS
 from taskq_redis._meta import MAX_PRIORITY, MIN_PRIORITY, parse_meta
 
@@ -45,7 +45,7 @@ __all__ = [
     "text",
 ]
 
-_OUTCOMES = frozenset({"done", "retry", "error", "requeue"})
+_OUTCOMES = frozenset(OUTCOMES)
 #: state numbers of the scripts (see _keys.STATE_NUMBERS)
 _STATES_BY_NUMBER = {number: state for state, number in STATE_NUMBERS.items()}
 
@@ -140,7 +140,7 @@ def decode_execution(raw: bytes) -> Execution:
         return {"unreadable": f"execution record is not valid msgpack ({type(exc).__name__})"}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         return {"unreadable": f"execution record is not a map of fields: {value!r:.60}"}
-    return dict(value)
+    return cast(Execution, dict(value))
 
 
 def enqueue_result(request: EnqueueRequest, raw: Sequence[Any]) -> EnqueueResult:

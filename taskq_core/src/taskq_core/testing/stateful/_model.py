@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from taskq_core.broker import Execution, FinishOutcome
-from taskq_core.states import State, Transition
+from taskq_core import states
+from taskq_core.broker import Execution
+from taskq_core.states import State
 
 QUEUES = ("sm", "sm.sub")
 #: the first queue is drawn more often, so that tasks meet there
@@ -112,7 +113,7 @@ class _ModelTask:
 
 
 def _record(number: int) -> Execution:
-    return {
+    return {  # type: ignore[typeddict-unknown-key]  # "n": a key of the model's own
         "time_started": 1_700_000_000.0 + number,
         "time_failed": 1_700_000_000.5 + number,
         "exception_name": "builtins:RuntimeError",
@@ -123,16 +124,6 @@ def _record(number: int) -> Execution:
     }
 
 
-_OUTCOMES: tuple[FinishOutcome, ...] = ("done", "retry", "error", "requeue")
-_FINISH_TRANSITIONS: dict[FinishOutcome, Transition] = {
-    "done": Transition.DONE,
-    "retry": Transition.RETRY_LATER,
-    "error": Transition.FAIL,
-    "requeue": Transition.LOCK_CONFLICT,
-}
-_RECOVER_TRANSITIONS: dict[FinishOutcome, Transition] = {
-    "done": Transition.DONE,
-    "retry": Transition.REQUEUE_EXPIRED,
-    "error": Transition.FAIL_EXPIRED,
-    "requeue": Transition.REQUEUE_EXPIRED,
-}
+_OUTCOMES = states.OUTCOMES
+_FINISH_TRANSITIONS = states.FINISH_TRANSITIONS
+_RECOVER_TRANSITIONS = states.RECOVER_TRANSITIONS
