@@ -112,7 +112,10 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Measure throughput and Redis commands per task, side by side with TaskTiger."""
+    """Measure throughput and Redis commands per task, side by side with TaskTiger.
+
+    With TASKQ_BENCH_BASELINE=<git revision>, that build of taskq is measured in
+    the same run too (as taskq@base), so a change can be compared with main."""
     session.install(*ALL, *REDIS_SERVER)
     # TaskTiger pins redis<5 while taskq-redis needs redis>=5: give it its own environment
     tiger = f"{session.virtualenv.location}-tasktiger"
@@ -120,6 +123,28 @@ def bench(session: nox.Session) -> None:
     session.run(
         f"{tiger}/bin/python", "-m", "pip", "install", "-q", "tasktiger==0.26.3", external=True
     )
+    extra: list[str] = []
+    baseline = os.environ.get("TASKQ_BENCH_BASELINE")
+    if baseline:  # a git revision of taskq, measured in the same run as taskq@base
+        extra = ["--baseline-python", _baseline_python(session, baseline)]
     session.run(
-        "python", "bench/run.py", "--tasktiger-python", f"{tiger}/bin/python", *session.posargs
+        "python",
+        "bench/run.py",
+        "--tasktiger-python",
+        f"{tiger}/bin/python",
+        *extra,
+        *session.posargs,
     )
+
+
+def _baseline_python(session: nox.Session, revision: str) -> str:
+    """A virtualenv with taskq as of ``revision`` (a git worktree of it)."""
+    where = f"{session.virtualenv.location}-baseline"
+    tree = f"{where}-tree"
+    session.run("rm", "-rf", tree, external=True)
+    session.run("git", "worktree", "prune", external=True)
+    session.run("git", "worktree", "add", "--force", "--detach", tree, revision, external=True)
+    session.run("python", "-m", "venv", "--clear", where)
+    packages = [f"{tree}/{name}" for name in ("taskq_core", "taskq_redis")]
+    session.run(f"{where}/bin/python", "-m", "pip", "install", "-q", *packages, external=True)
+    return f"{where}/bin/python"

@@ -37,8 +37,10 @@ def command_count(client: redis.Redis) -> int:
 
 
 class Agent:
-    def __init__(self, system: str, python: str, url: str) -> None:
+    def __init__(self, system: str, python: str, url: str, label: str | None = None) -> None:
         self.system, self.python, self.url = system, python, url
+        #: the name in the results (``taskq@base`` for a baseline build of taskq)
+        self.label = label or system
 
     def __call__(self, action: str, arg: str, batch: int = 1) -> tuple[float, Any]:
         env = {**os.environ, "PYTHONPATH": str(HERE)}
@@ -66,7 +68,7 @@ def measure(
     work_cmds = command_count(client)
     left = client.dbsize()
     return {
-        "system": agent.system,
+        "system": agent.label,
         "executor": executor,
         "batch": batch,
         "tasks": n,
@@ -108,6 +110,11 @@ def bulk(agent: Agent, client: redis.Redis, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasktiger-python", required=True)
+    parser.add_argument(
+        "--baseline-python",
+        help="a Python with another build of taskq installed (e.g. an earlier commit): "
+        "measured in the same run, interleaved, as taskq@base",
+    )
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per sync run")
     parser.add_argument("--fork-tasks", type=int, default=500, help="tasks per fork run")
     parser.add_argument("--memory-tasks", type=int, default=10000)
@@ -121,6 +128,8 @@ def main() -> None:
             "tasktiger": Agent("tasktiger", args.tasktiger_python, server.url),
             "taskq": Agent("taskq", sys.executable, server.url),
         }
+        if args.baseline_python:
+            agents["taskq@base"] = Agent("taskq", args.baseline_python, server.url, "taskq@base")
         scenarios = [
             ("sync", 1, args.tasks),
             ("fork", 1, args.fork_tasks),
@@ -128,10 +137,12 @@ def main() -> None:
             ("fork", args.batch, args.tasks),
         ]
         # taskq only: TaskTiger has no pool; compared with its fork executor below
-        pool_runs = [
-            measure(agents["taskq"], client, args.tasks, "pool") for _ in range(args.repeat)
-        ]
-        rows.append(median_row(pool_runs))
+        taskq_builds = [name for name in agents if name.startswith("taskq")]
+        pool_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in taskq_builds}
+        for _ in range(args.repeat):
+            for name in taskq_builds:
+                pool_runs[name].append(measure(agents[name], client, args.tasks, "pool"))
+        rows.extend(median_row(r) for r in pool_runs.values())
         for executor, batch, n in scenarios:
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
             for _ in range(args.repeat):  # interleaved, so load changes hit both alike
@@ -174,7 +185,24 @@ def main() -> None:
             f"taskq / TaskTiger ({name}): enqueue x{r['enqueue_speedup']}, "
             f"worker x{r['work_speedup']}, Redis commands per task x{r['work_cmds_ratio']}"
         )
-    pool = next(r for r in rows if r["executor"] == "pool")
+    if "taskq@base" in agents:
+        for executor, batch in [("pool", 1)] + [(e, b) for e, b, _ in scenarios]:
+            now, base = (
+                next(
+                    r
+                    for r in rows
+                    if r["system"] == system and r["executor"] == executor and r["batch"] == batch
+                )
+                for system in ("taskq", "taskq@base")
+            )
+            change = round(now["work_per_s"] / base["work_per_s"], 2)
+            ratios[f"taskq / taskq@base ({executor}, batch {batch})"] = {"work_speedup": change}
+            print(
+                f"taskq / taskq@base ({executor}, batch {batch}): worker x{change}, "
+                f"Redis commands per task {now['work_cmds_per_task']} / "
+                f"{base['work_cmds_per_task']}"
+            )
+    pool = next(r for r in rows if r["executor"] == "pool" and r["system"] == "taskq")
     tiger_fork = next(
         r
         for r in rows
