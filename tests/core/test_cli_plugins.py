@@ -245,10 +245,13 @@ def test_worker_executor_choices_come_from_the_registry(
     monkeypatch.setenv("TASKQ_PLUGINS", "tracing")
     result = invoke("worker", "--help")
     assert result.exit_code == 0, result.output
-    assert "[fork|pool|sync|tracing]" in result.output
+    assert "[asyncio|fork|pool|sync|threads|tracing]" in result.output
     result = invoke("worker", "--executor", "nosuch", "--url", "memory://", "--burst")
     assert result.exit_code == 2
-    assert "'nosuch' is not one of 'fork', 'pool', 'sync', 'tracing'" in result.output
+    assert (
+        "'nosuch' is not one of 'asyncio', 'fork', 'pool', 'sync', 'threads', 'tracing'"
+        in result.output
+    )
 
 
 def test_worker_runs_with_an_executor_a_plugin_registers(

@@ -543,7 +543,7 @@ def test_memory_broker_runs_with_the_default_executor() -> None:
 def test_unknown_executor_is_an_error(app: TaskQ) -> None:
     """An unknown executor name is a ValueError listing the known ones."""
     with pytest.raises(ValueError, match="sync"):
-        app.run_worker(executor="threads", burst=True)
+        app.run_worker(executor="nosuch", burst=True)
 
 
 # -- hooks -------------------------------------------------------------------------------------

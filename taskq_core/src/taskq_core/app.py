@@ -380,11 +380,18 @@ class TaskQ:
         executor: str = DEFAULT_EXECUTOR,
         burst: bool = False,
         exit_after: float | None = None,
+        concurrency: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
     ) -> None:
         """Run a worker in this process until stopped (or, with ``burst``, until idle).
 
-        ``exit_after`` is in minutes, like the CLI's ``--exit-after``. The worker
-        is the one the plugins registered (taskq's own, from the core plugin)."""
+        ``exit_after`` is in minutes, like the CLI's ``--exit-after``;
+        ``concurrency`` task groups run at once (default: config
+        ``CONCURRENCY``, 1); ``max_tasks_per_child`` and
+        ``max_memory_per_child`` (megabytes) bound a ``pool`` child's life. The
+        worker is the one the plugins registered (taskq's own, from the core
+        plugin)."""
         get_registry().worker_entry.run(
             self,
             queues=queues,
@@ -394,6 +401,9 @@ class TaskQ:
             executor=executor,
             burst=burst,
             exit_after=exit_after,
+            concurrency=concurrency,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
         )
 
     def run_worker_with_args(self, argv: Sequence[str]) -> None:

@@ -70,6 +70,10 @@ SETTINGS: dict[str, Setting] = {
     "POOL_MAX_TASKS_PER_CHILD": Setting(
         1000, (int,), "tasks a pool executor child runs before it is replaced"
     ),
+    "POOL_MAX_MEMORY_PER_CHILD": Setting(
+        None, _NUM, "megabytes of RSS after which a pool child is replaced", nullable=True
+    ),
+    "CONCURRENCY": Setting(1, (int,), "task groups a worker runs at once (--concurrency)"),
     "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
     "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),
     "LOGGER_NAME": Setting("taskq", (str,), "structlog logger name"),
@@ -114,6 +118,11 @@ def validate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         if isinstance(value, int | float) and setting.types == _NUM and not value >= 0:
             raise ConfigError(f"config key {key!r} must be a number >= 0, got {value!r}")
         merged[key] = value
+    for key in ("CONCURRENCY", "POOL_MAX_TASKS_PER_CHILD"):
+        if isinstance(merged[key], bool) or merged[key] < 1:
+            raise ConfigError(
+                f"config key {key!r} must be a whole number >= 1, got {merged[key]!r}"
+            )
     batch_queues: dict[Any, Any] = merged["BATCH_QUEUES"]
     for name, size in batch_queues.items():
         valid = isinstance(name, str) and isinstance(size, int) and not isinstance(size, bool)

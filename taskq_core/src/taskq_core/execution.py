@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import traceback
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
     from taskq_core.task import Task
     from taskq_core.types import App
 
-__all__ = ["RunResult", "effective_hard_timeout", "exception_name", "make_execution", "run_group"]
+__all__ = [
+    "RunResult",
+    "effective_hard_timeout",
+    "exception_name",
+    "make_execution",
+    "run_coroutine_group",
+    "run_group",
+]
 
 _HOST = socket.gethostname()
 
@@ -232,3 +240,50 @@ def _run_tasks(
             stack.__exit__(type(last_error), last_error, last_error.__traceback__)
         else:
             stack.close()
+
+
+async def run_coroutine_group(
+    tq: App,
+    tasks: Sequence[Task],
+    *,
+    store_tracebacks: bool,
+    worker_id: str | None = None,
+) -> list[RunResult]:
+    """Await ``async def`` tasks (one, or a batch group) on the running event
+    loop, each in a context of its own, so ``tq.current_task`` is its own.
+
+    Like :func:`run_group`, nothing escapes but cancellation (a hard timeout):
+    every exception becomes a failed result with an execution record.
+    ``CHILD_CONTEXT_MANAGERS`` are entered around the group; the
+    ``taskq_execute_task`` wrappers are not (they are synchronous).
+    """
+    results: list[RunResult] = []
+    is_batch = bool(tasks) and tasks[0].is_batch_func
+    groups: list[list[Task]] = [list(tasks)] if is_batch else [[t] for t in tasks]
+    with ExitStack() as stack:
+        for cm in _context_managers(tq):
+            stack.enter_context(cm)
+        for group in groups:
+            t0 = time.time()
+            try:
+                with running(tq, group, is_batch):
+                    for task in group:
+                        call_hook_safely("taskq_task_started", tq=tq, task=task)
+                    func = group[0].func
+                    if is_batch:
+                        await func([{"args": t.args, "kwargs": t.kwargs} for t in group])
+                    else:
+                        await func(*group[0].args, **group[0].kwargs)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                record = make_execution(
+                    t0, exc, store_tracebacks=store_tracebacks, worker_id=worker_id
+                )
+                timed_out = isinstance(exc, JobTimeoutException)
+                results.extend(
+                    RunResult(t.id, False, time.time() - t0, record, timed_out) for t in group
+                )
+            else:
+                results.extend(RunResult(t.id, True, time.time() - t0) for t in group)
+    return results

@@ -8,6 +8,8 @@ the worker process once a task has failed for good.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,7 +24,14 @@ if TYPE_CHECKING:
     from taskq_core.task import Task
     from taskq_core.types import App
 
-__all__ = ["RUNNER_MODULES", "BaseRunner", "DefaultRunner", "hard_timeout", "runner_rule"]
+__all__ = [
+    "RUNNER_MODULES",
+    "BaseRunner",
+    "DefaultRunner",
+    "hard_timeout",
+    "run_to_end",
+    "runner_rule",
+]
 
 
 @contextmanager
@@ -71,22 +80,54 @@ class BaseRunner:
         """Called in the worker process when ``task`` went to ``error``."""
 
 
+def run_to_end(value: Any) -> Any:
+    """``value``, or, for an awaitable (what an ``async def`` task function
+    returns), what it returns once run to the end on an event loop of its own
+    (in a thread of its own when this thread already runs a loop)."""
+    if not inspect.isawaitable(value):
+        return value
+
+    async def await_it() -> Any:
+        return await value
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(await_it())
+    box: list[Any] = []
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            box.append(asyncio.run(await_it()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread, name="taskq-await")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
 class DefaultRunner(BaseRunner):
-    """Calls the function with its arguments under a ``SIGALRM`` hard timeout."""
+    """Calls the function with its arguments under a ``SIGALRM`` hard timeout;
+    an ``async def`` function is run on an event loop of its own."""
 
     def run_single_task(self, task: Task, hard_timeout_s: float | None) -> Any:
         with hard_timeout(hard_timeout_s):
-            return task.func(*task.args, **task.kwargs)
+            return run_to_end(task.func(*task.args, **task.kwargs))
 
     def run_batch_tasks(self, tasks: Sequence[Task], hard_timeout_s: float | None) -> Any:
         params = [{"args": t.args, "kwargs": t.kwargs} for t in tasks]
         with hard_timeout(hard_timeout_s):
-            return tasks[0].func(params)
+            return run_to_end(tasks[0].func(params))
 
     def run_eager_task(self, task: Task) -> Any:
         if task.is_batch_func:
-            return task.func([{"args": task.args, "kwargs": task.kwargs}])
-        return task.func(*task.args, **task.kwargs)
+            return run_to_end(task.func([{"args": task.args, "kwargs": task.kwargs}]))
+        return run_to_end(task.func(*task.args, **task.kwargs))
 
 
 #: where taskq's own runner classes live (allowed as runners whatever the setting)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -315,6 +316,12 @@ class Task:
     @property
     def is_batch_func(self) -> bool:
         return bool(self.options.get("batch"))
+
+    @property
+    def is_coroutine_func(self) -> bool:
+        """Whether the task function is an ``async def`` run with the default
+        runner (the ``asyncio`` executor awaits it on its event loop)."""
+        return inspect.iscoroutinefunction(self.func) and not self.serialized_runner_class
 
     @property
     def args(self) -> list[Any]:

@@ -9,7 +9,7 @@ activity channel; ``_keys`` names every key.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis
@@ -232,6 +232,19 @@ class RedisBroker(Broker):
             return []
         raw = self._queue_script("heartbeat", queue, worker_id, *task_ids)
         return [codec.text(item) for item in raw]
+
+    def heartbeat_many(
+        self, task_ids: Mapping[str, Sequence[str]], worker_id: str
+    ) -> dict[str, list[str]]:
+        """Every queue's heartbeat script in one pipeline (one round trip)."""
+        queues = [queue for queue, ids in task_ids.items() if ids]
+        if not queues:
+            return {}
+        calls = [self._queue_call("heartbeat", q, worker_id, *task_ids[q]) for q in queues]
+        results = self.transport.run(calls)
+        return {
+            q: [codec.text(item) for item in raw] for q, raw in zip(queues, results, strict=True)
+        }
 
     def finish(
         self,

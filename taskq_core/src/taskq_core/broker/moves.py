@@ -10,7 +10,7 @@ batched forms), the recovery of runs whose worker was lost, and moving due
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from taskq_core.broker.inspection import Inspection
 from taskq_core.broker.records import (
@@ -82,6 +82,17 @@ class StateMoves(Inspection):
         or is owned by another worker (it was recovered meanwhile) is left
         alone and not returned.
         """
+
+    def heartbeat_many(
+        self, task_ids: Mapping[str, Sequence[str]], worker_id: str
+    ) -> dict[str, list[str]]:
+        """:meth:`heartbeat` for the tasks of several queues (``{queue: ids}``),
+        each queue atomically; a broker may send them in one round trip (a
+        worker running many tasks at once refreshes them all in one call).
+        Returns the refreshed ids by queue."""
+        return {
+            queue: self.heartbeat(queue, ids, worker_id) for queue, ids in task_ids.items() if ids
+        }
 
     @abc.abstractmethod
     def finish(

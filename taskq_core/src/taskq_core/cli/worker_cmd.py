@@ -72,8 +72,31 @@ def worker_options(func: Any) -> Any:
             "--executor",
             type=ExecutorChoice(),
             default=None,
-            help="fork: a child per task (default); pool: a reused child; sync: this process; "
+            help="fork: a child per task (default); pool: reused children; threads: threads of "
+            "this process; asyncio: async def tasks on an event loop; sync: this process; "
             "or an executor a plugin registers (see `taskq plugins`)",
+        ),
+        click.option(
+            "-c",
+            "--concurrency",
+            type=click.IntRange(min=1),
+            default=None,
+            help="task groups run at once, with every executor [config: CONCURRENCY; default 1]",
+        ),
+        click.option(
+            "--max-tasks-per-child",
+            type=click.IntRange(min=1),
+            default=None,
+            help="pool: tasks a child runs before a fresh one replaces it "
+            "[config: POOL_MAX_TASKS_PER_CHILD]",
+        ),
+        click.option(
+            "--max-memory-per-child",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="MB",
+            default=None,
+            help="pool: replace a child whose RSS is above this after a task "
+            "[config: POOL_MAX_MEMORY_PER_CHILD]",
         ),
         click.option(
             "--exit-after",
@@ -118,6 +141,9 @@ def run_worker_command(app: Any, params: dict[str, Any]) -> None:
         executor=params["executor"] or DEFAULT_EXECUTOR,
         burst=params["burst"],
         exit_after=params["exit_after"],
+        concurrency=params["concurrency"],
+        max_tasks_per_child=params["max_tasks_per_child"],
+        max_memory_per_child=params["max_memory_per_child"],
     )
 
 
@@ -128,6 +154,9 @@ _WORKER_KEYS = (
     "store_tracebacks",
     "executor",
     "exit_after",
+    "concurrency",
+    "max_tasks_per_child",
+    "max_memory_per_child",
     "burst",
     "log_level",
     "log_format",

@@ -14,6 +14,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 # imported here, in the worker, so that forked children find them loaded
@@ -21,8 +22,8 @@ import taskq_core.retry
 import taskq_core.runners  # noqa: F401
 from taskq_core import serialization
 from taskq_core.broker import Execution
-from taskq_core.execution import RunResult, effective_hard_timeout, make_execution, run_group
-from taskq_core.executors.base import Executor, ExecutorHost, Heartbeat
+from taskq_core.execution import RunResult, make_execution, run_group
+from taskq_core.executors.base import Executor, ExecutorHost, Finished, Run
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
@@ -34,13 +35,31 @@ _JOB_TIMEOUT = "taskq_core.exceptions:JobTimeoutException"
 HEADER = struct.Struct("!Q")
 
 
-class ForkExecutor(Executor):
-    """Forks a child per task group; the parent heartbeats and enforces the
-    hard timeout with ``SIGKILL`` if the child does not stop by itself.
+@dataclass(eq=False)
+class _Child:
+    """A child process running one run, as the worker sees it."""
 
-    The child sends its results as one length-prefixed message; the parent
-    goes on as soon as it has them and reaps the exiting child later, so a
-    child's teardown never delays the next task.
+    run: Run
+    pid: int
+    fd: int
+    #: when the worker kills it (its hard timeout plus a margin)
+    deadline: float
+    buffer: bytearray = field(default_factory=bytearray)
+    #: results it sent task by task, by id
+    partial: dict[str, Any] = field(default_factory=dict)
+    #: why the worker killed it: "timeout" or "requeue"
+    killed: str | None = None
+
+
+class ForkExecutor(Executor):
+    """Forks a child per task group, up to ``concurrency`` at once; the worker
+    enforces each child's hard timeout with ``SIGKILL`` if it does not stop by
+    itself.
+
+    A child sends its results as length-prefixed messages (each plain task's
+    as soon as it is over, then the whole list); the worker goes on as soon as
+    it has them and reaps the exiting child later, so a child's teardown never
+    delays the next task.
     """
 
     forks = True
@@ -49,12 +68,21 @@ class ForkExecutor(Executor):
         super().__init__(worker)
         self._frozen = False
         self._exiting: list[int] = []
+        self._children: dict[int, _Child] = {}
 
-    def execute(self, tasks: Sequence[Task], heartbeat: Heartbeat) -> list[RunResult]:
-        timeout = self._prepare(tasks)
-        started = time.time()
-        pid, read_fd = self._launch(tasks)
-        for task in tasks:
+    # -- what the worker calls ----------------------------------------------------
+    def free_slots(self) -> int:
+        return self.concurrency - len(self._children)
+
+    def running(self) -> list[Run]:
+        return [child.run for child in self._children.values()]
+
+    def start(self, run: Run) -> None:
+        self._prepare(run.tasks)
+        pid, read_fd = self._launch(run.tasks)
+        margin = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        self._children[read_fd] = _Child(run, pid, read_fd, run.started + run.timeout + margin)
+        for task in run.tasks:
             self.worker.log.info(
                 "processing",
                 child_pid=pid,
@@ -63,11 +91,58 @@ class ForkExecutor(Executor):
                 queue=task.queue,
                 params={"args": task.args, "kwargs": task.kwargs},
             )
-        return self._collect(pid, read_fd, tasks, started, timeout, heartbeat)
 
-    def _prepare(self, tasks: Sequence[Task]) -> float:
-        """Work done in the worker before a child runs ``tasks``; returns the
-        group's hard timeout (the parent-side deadline adds a margin)."""
+    def wait(self, timeout: float) -> list[Finished]:
+        """Read the children's messages until one is over, a stop signal comes
+        or ``timeout`` passes; kill children past their deadline."""
+        worker = self.worker
+        end = time.time() + timeout
+        finished: list[Finished] = []
+        while self._children and not finished:
+            now = time.time()
+            if worker.force_stop:
+                finished.extend(self.stop_running())
+                break
+            for child in list(self._children.values()):
+                if child.killed is None and now >= child.deadline:
+                    worker.log.error(
+                        "hard timeout elapsed in parent process",
+                        child_pid=child.pid,
+                        hard_timeout=child.run.timeout,
+                    )
+                    child.killed = "timeout"
+                    _kill(child.pid)
+                    worker.log.error("child killed", child_pid=child.pid)
+            living = [c.deadline for c in self._children.values() if c.killed is None]
+            wait = max(0.0, min([end, *living]) - now)
+            fds = [*self._children] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
+            ready, _, _ = select.select(fds, [], [], wait)
+            if worker.wakeup_fd is not None and worker.wakeup_fd in ready:
+                worker.drain_wakeup()
+            for fd in ready:
+                reading = self._children.get(fd)
+                if reading is not None:
+                    done = self._read(reading)
+                    if done is not None:
+                        finished.append(done)
+            if time.time() >= end or (worker.wakeup_fd in ready and not finished):
+                break
+        return finished
+
+    def stop_running(self) -> list[Finished]:
+        finished = []
+        for child in list(self._children.values()):
+            child.killed = "requeue"
+            _kill(child.pid)
+            finished.append(self._end(child, None))
+        return finished
+
+    def close(self) -> None:
+        self.reap(block=True)
+
+    # -- running a child ----------------------------------------------------------
+    def _prepare(self, tasks: Sequence[Task]) -> None:
+        """Work done in the worker before a child runs ``tasks``."""
         if not self._frozen:
             # objects that exist now are never collected in children: a child's
             # garbage collector then does not touch (and copy) their pages
@@ -79,9 +154,6 @@ class ForkExecutor(Executor):
                 task.get_runner()
             except Exception:  # the child records the failure
                 pass
-        if tasks and _is_batch(tasks[0]):
-            return effective_hard_timeout(self.tq, tasks)
-        return sum(effective_hard_timeout(self.tq, [t]) for t in tasks)
 
     def _launch(self, tasks: Sequence[Task]) -> tuple[int, int]:
         """Start a child running ``tasks``; returns its pid and the fd its
@@ -99,61 +171,68 @@ class ForkExecutor(Executor):
         os.close(read_fd)
         self._exiting.append(pid)  # reaped later: its exit needs no waiting
 
-    def _collect(
-        self,
-        pid: int,
-        read_fd: int,
-        tasks: Sequence[Task],
-        started: float,
-        timeout: float,
-        heartbeat: Heartbeat,
-    ) -> list[RunResult]:
-        """Wait for the child's results (heartbeating, enforcing the deadline)
-        and turn every way a child can end into one result per task.
+    def _lost(self, pid: int) -> None:
+        """The child ended without results (died or was killed)."""
 
-        The child reports each plain task's result as soon as it is over, so
-        when it dies or is killed halfway through a group, the tasks that
-        finished keep their outcomes, the one that was running gets the
+    def _read(self, child: _Child) -> Finished | None:
+        """Take what the child sent; the finished run once it is over."""
+        chunk = os.read(child.fd, 65536)
+        if not chunk:
+            return self._end(child, None)
+        child.buffer += chunk
+        for frame in _take_frames(child.buffer):
+            kind, body = _decode(frame)
+            if kind == "result" and isinstance(body, dict):
+                child.partial[str(body.get("id"))] = body
+            elif kind == "done" and isinstance(body, list):
+                return self._end(child, body)
+            else:  # unreadable: no final list will make sense
+                return self._end(child, [])
+        return None
+
+    def _end(self, child: _Child, final: list[Any] | None) -> Finished:
+        """Turn every way a child can end into one result per task.
+
+        When a child dies or is killed halfway through a plain group, the tasks
+        that finished keep their outcomes, the one that was running gets the
         failure, and those that had not started go back to the queue
         (Decision 12)."""
-        try:
-            final, partial, killed_reason = self._wait(pid, read_fd, started, timeout, heartbeat)
-        except BaseException:
-            os.close(read_fd)
-            raise
-        if final is not None and killed_reason is None:
-            self._done_with(pid, read_fd)
+        del self._children[child.fd]
+        run, tasks, started = child.run, child.run.tasks, child.run.started
+        if final is not None and child.killed is None:
+            self._done_with(child.pid, child.fd)
             if len(final) == len(tasks):
                 try:
-                    return [RunResult.from_wire(item) for item in final]
+                    return run, [RunResult.from_wire(item) for item in final]
                 except Exception:
                     pass
-            _kill(pid)
+            _kill(child.pid)
             how = "sent an unreadable result"
         else:
             if final is not None:  # finished just as it was killed: keep what it did
-                partial.update(_by_id(final))
-            os.close(read_fd)
-            self._lost(pid)
-            _, status = os.waitpid(pid, 0)
+                child.partial.update(_by_id(final))
+            os.close(child.fd)
+            self._lost(child.pid)
+            _, status = os.waitpid(child.pid, 0)
             if os.WIFSIGNALED(status):
                 how = f"was killed by signal {os.WTERMSIG(status)}"
             else:
                 how = f"exited with status {os.WEXITSTATUS(status)}"
-        if killed_reason == "timeout":
+        if child.killed == "timeout":
             text = (
-                f"hard timeout of {timeout:g} s elapsed; the child process was killed by the worker"
+                f"hard timeout of {run.timeout:g} s elapsed; the child process was killed by "
+                "the worker"
             )
         else:
             text = f"the child process running the task {how}"
-            if killed_reason is None:
-                self.worker.log.error("child died", child_pid=pid, reason=how)
+            if child.killed is None:
+                self.worker.log.error("child died", child_pid=child.pid, reason=how)
         record = self._record(started, text)
         batch = bool(tasks) and _is_batch(tasks[0])
         results: list[RunResult] = []
         failed_one = False
         for task in tasks:
-            wire = partial.get(task.id)
+            wire = child.partial.get(task.id)
             if wire is not None:
                 try:
                     results.append(RunResult.from_wire(wire))
@@ -161,17 +240,14 @@ class ForkExecutor(Executor):
                 except Exception:
                     pass
             duration = time.time() - started
-            if killed_reason == "requeue" or (failed_one and not batch):
-                reason = "worker stopping" if killed_reason == "requeue" else "not started"
+            if child.killed == "requeue" or (failed_one and not batch):
+                reason = "worker stopping" if child.killed == "requeue" else "not started"
                 results.append(RunResult(task.id, False, duration, None, extra={"requeue": reason}))
                 continue
             failed_one = True
-            timed_out = killed_reason == "timeout"
+            timed_out = child.killed == "timeout"
             results.append(RunResult(task.id, False, duration, record, timed_out=timed_out))
-        return results
-
-    def _lost(self, pid: int) -> None:
-        """The child ended without results (died or was killed)."""
+        return run, results
 
     def _record(self, started: float, message: str) -> Execution:
         return make_execution(
@@ -183,57 +259,6 @@ class ForkExecutor(Executor):
             worker_id=self.worker.id,
         )
 
-    def _wait(
-        self, pid: int, read_fd: int, started: float, timeout: float, heartbeat: Heartbeat
-    ) -> tuple[list[Any] | None, dict[str, Any], str | None]:
-        """Read the child's messages while heartbeating; kill it on a hard
-        timeout or an insistent stop. Returns (its final list of results, or
-        None if it never sent one; the results it sent task by task, by id;
-        the kill reason)."""
-        worker = self.worker
-        deadline = started + timeout + float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
-        interval = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMER"])
-        next_beat = time.time() + interval
-        buffer = bytearray()
-        partial: dict[str, Any] = {}
-        killed_reason: str | None = None
-        while True:
-            now = time.time()
-            if killed_reason is None and worker.force_stop:
-                killed_reason = "requeue"
-                _kill(pid)
-            elif killed_reason is None and now >= deadline:
-                worker.log.error(
-                    "hard timeout elapsed in parent process", child_pid=pid, hard_timeout=timeout
-                )
-                killed_reason = "timeout"
-                _kill(pid)
-                worker.log.error("child killed", child_pid=pid)
-            wait = max(0.0, min(next_beat, deadline) - now) if killed_reason is None else 1.0
-            fds = [read_fd] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
-            ready, _, _ = select.select(fds, [], [], wait)
-            if worker.wakeup_fd is not None and worker.wakeup_fd in ready:
-                worker.drain_wakeup()
-            if read_fd in ready:
-                chunk = os.read(read_fd, 65536)
-                if not chunk:
-                    return None, partial, killed_reason
-                buffer += chunk
-                for frame in _take_frames(buffer):
-                    kind, body = _decode(frame)
-                    if kind == "result" and isinstance(body, dict):
-                        partial[str(body.get("id"))] = body
-                    elif kind == "done" and isinstance(body, list):
-                        return body, partial, killed_reason
-                    else:  # unreadable: no final list will make sense
-                        return [], partial, killed_reason
-            if killed_reason is None and time.time() >= next_beat:
-                try:
-                    heartbeat()
-                except Exception:
-                    worker.log.exception("task heartbeat failed")
-                next_beat = time.time() + interval
-
     def reap(self, block: bool = False) -> None:
         """Collect children that sent their results and have exited since."""
         for pid in list(self._exiting):
@@ -244,9 +269,7 @@ class ForkExecutor(Executor):
             if done:
                 self._exiting.remove(pid)
 
-    def close(self) -> None:
-        self.reap(block=True)
-
+    # -- in the child ---------------------------------------------------------------
     def _child(self, tasks: Sequence[Task], write_fd: int) -> None:
         """In the child: run the group, send the results, exit."""
         self._in_child(lambda: self._run_and_send(tasks, write_fd))

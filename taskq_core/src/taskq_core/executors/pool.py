@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from taskq_core import serialization
@@ -54,6 +55,18 @@ def _close(fd: int | None) -> None:
             pass
 
 
+def _rss_mb(pid: int) -> float | None:
+    """A process's resident memory in megabytes (``None`` where unknown)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _task_wire(task: Task) -> dict[str, Any]:
     stored = task._stored
     return {
@@ -65,70 +78,96 @@ def _task_wire(task: Task) -> dict[str, Any]:
     }
 
 
+@dataclass(eq=False)
+class _PoolChild:
+    """One long-lived child and its two pipes."""
+
+    pid: int
+    to_child: int
+    from_child: int
+    served: int = 0
+
+
 class PoolExecutor(ForkExecutor):
-    """Runs task groups in one reused child process (replaced after
-    ``POOL_MAX_TASKS_PER_CHILD`` tasks, or when it dies or is killed)."""
+    """Runs task groups in ``concurrency`` reused child processes, each one
+    group at a time. A child is replaced after ``POOL_MAX_TASKS_PER_CHILD``
+    tasks (``--max-tasks-per-child``), when its memory passes
+    ``POOL_MAX_MEMORY_PER_CHILD`` megabytes (``--max-memory-per-child``), or
+    when it dies or is killed (which costs only the task it was running)."""
 
     def __init__(self, worker: ExecutorHost) -> None:
         super().__init__(worker)
-        self._pid: int | None = None
-        self._to_child: int | None = None
-        self._from_child: int | None = None
-        self._served = 0
+        self._idle: list[_PoolChild] = []
+        self._busy: dict[int, _PoolChild] = {}
 
     def _launch(self, tasks: Sequence[Task]) -> tuple[int, int]:
-        if self._pid is None:
-            self._spawn()
-        assert self._pid is not None
-        assert self._to_child is not None
-        assert self._from_child is not None
+        child = self._idle.pop() if self._idle else self._spawn()
         try:
-            write_frame(self._to_child, serialization.pack([_task_wire(t) for t in tasks]))
+            write_frame(child.to_child, serialization.pack([_task_wire(t) for t in tasks]))
         except OSError:  # the idle child died: the next one gets the work
-            self._retire(kill=True)
+            self._retire(child, kill=True)
             return self._launch(tasks)
-        self._served += len(tasks)
-        return self._pid, self._from_child
+        child.served += len(tasks)
+        self._busy[child.from_child] = child
+        return child.pid, child.from_child
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> _PoolChild:
         requests_r, requests_w = os.pipe()
         results_r, results_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child
             os.close(requests_w)
             os.close(results_r)
+            for other in [*self._idle, *self._busy.values()]:  # not this child's pipes
+                _close(other.to_child)
+                _close(other.from_child)
             self._serve(requests_r, results_w)
         os.close(requests_r)
         os.close(results_w)
-        self._pid, self._to_child, self._from_child = pid, requests_w, results_r
-        self._served = 0
+        return _PoolChild(pid, requests_w, results_r)
 
     def _done_with(self, pid: int, read_fd: int) -> None:
-        """Results received: keep the child unless it has served its share."""
-        if self._served >= int(self.tq.config["POOL_MAX_TASKS_PER_CHILD"]):
-            self._retire(kill=False)
+        """Results received: keep the child for the next group, unless it has
+        served its share or grown past its memory limit."""
+        child = self._busy.pop(read_fd)
+        max_tasks = int(
+            getattr(self.worker, "max_tasks_per_child", None)
+            or self.tq.config["POOL_MAX_TASKS_PER_CHILD"]
+        )
+        max_mb = (
+            getattr(self.worker, "max_memory_per_child", None)
+            or self.tq.config["POOL_MAX_MEMORY_PER_CHILD"]
+        )
+        if child.served >= max_tasks:
+            self._retire(child, kill=False)
+        elif max_mb is not None and (rss := _rss_mb(pid)) is not None and rss > float(max_mb):
+            self.worker.log.info("replacing pool child", child_pid=pid, rss_mb=round(rss, 1))
+            self._retire(child, kill=False)
+        else:
+            self._idle.append(child)
 
     def _lost(self, pid: int) -> None:
         """The child died or was killed: forget it (the caller reaps it)."""
-        _close(self._to_child)
-        self._pid = self._to_child = self._from_child = None
+        for fd, child in list(self._busy.items()):
+            if child.pid == pid:
+                del self._busy[fd]
+                _close(child.to_child)
 
-    def _retire(self, kill: bool) -> None:
-        """Let the child go: closing its request pipe makes it exit."""
-        pid = self._pid
-        _close(self._to_child)
-        _close(self._from_child)
-        self._pid = self._to_child = self._from_child = None
-        if pid is not None:
-            if kill:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self._exiting.append(pid)
+    def _retire(self, child: _PoolChild, kill: bool) -> None:
+        """Let a child go: closing its request pipe makes it exit."""
+        _close(child.to_child)
+        _close(child.from_child)
+        if kill:
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._exiting.append(child.pid)
 
     def close(self) -> None:
-        self._retire(kill=False)
+        for child in [*self._idle, *self._busy.values()]:
+            self._retire(child, kill=False)
+        self._idle, self._busy = [], {}
         super().close()
 
     def _serve(self, requests_fd: int, results_fd: int) -> None:

@@ -40,6 +40,9 @@ class WorkerState:
         store_tracebacks: bool | None = None,
         executor: str | type[Executor] = DEFAULT_EXECUTOR,
         single_worker_queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
     ) -> None:
         for name, value in (("queues", queues), ("exclude_queues", exclude_queues)):
             if isinstance(value, str):
@@ -56,6 +59,21 @@ class WorkerState:
         self.store_tracebacks = (
             tq.config["STORE_TRACEBACKS"] if store_tracebacks is None else store_tracebacks
         )
+        chosen = tq.config["CONCURRENCY"] if concurrency is None else concurrency
+        if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, got {chosen!r}")
+        #: task groups run at once (``--concurrency``)
+        self.concurrency = chosen
+        limits: dict[str, float | None] = {
+            "max_tasks_per_child": max_tasks_per_child,
+            "max_memory_per_child": max_memory_per_child,
+        }
+        for limit_name, limit in limits.items():
+            if limit is not None and (isinstance(limit, bool) or not limit > 0):
+                raise ValueError(f"{limit_name} must be a number > 0, got {limit!r}")
+        #: pool executor: tasks per child and MB of RSS before a child is replaced
+        self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
         self.executor = self._make_executor(executor)
         self.stop_requested = False
         self._deadline: float | None = None
@@ -66,6 +84,11 @@ class WorkerState:
         #: tasks popped together with the previous group's outcomes (one round
         #: trip), run first in the next pass; returned to the queue at exit
         self._prefetched: dict[str, list[StoredTask]] = {}
+        #: groups popped but not started yet (no free slot), oldest first
+        self._waiting: list[Any] = []
+        #: runs over before they started (every task failed beforehand)
+        self._finished_early: list[Any] = []
+        self._last_heartbeat = time.time()
         self._last_resync = 0.0
         self._last_maintenance = 0.0
         self._stats_started = time.time()
@@ -109,3 +132,13 @@ class WorkerState:
         if any(part in self.single_worker_queues for part in dotted_parts(queue)):
             return 1
         return self.max_workers_per_queue
+
+    def pop_size(self, queue: str) -> int:
+        """How many tasks the next pop of ``queue`` takes: a batch queue's
+        batch (its groups share the free slots), else one per free slot."""
+        size = self.batch_size(queue)
+        if size > 1:
+            return size
+        if self.queue_slot_limit(queue) is not None:
+            return 1
+        return max(1, self.executor.free_slots() - len(self._waiting))

@@ -82,15 +82,21 @@ class Finishing(Outages):
             )
             reports.append((task, result, decision))
         broker = self.tq.broker
-        if prefetch and self._queue_set == {queue} and self.queue_slot_limit(queue) is None:
+        ahead = (
+            0
+            if self.stop_requested
+            else self.pop_size(queue) - len(self._prefetched.get(queue, ()))
+        )
+        if (
+            prefetch
+            and ahead > 0
+            and self._queue_set == {queue}
+            and self.queue_slot_limit(queue) is None
+        ):
             # the next pass pops this queue again: do it in the same round trip
             stored = self._store(
                 lambda: broker.finish_many_then_pop(
-                    queue,
-                    self.id,
-                    requests,
-                    0 if self.stop_requested else self.batch_size(queue),
-                    float(self.tq.config["LOCK_RETRY"]),
+                    queue, self.id, requests, ahead, float(self.tq.config["LOCK_RETRY"])
                 )
             )
             if stored is not None and (self.stop_requested or not stored[1]):

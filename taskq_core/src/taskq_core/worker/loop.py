@@ -83,16 +83,20 @@ class Worker(Processing, Maintenance):
                 single_worker_queues=sorted(self.single_worker_queues),
                 max_workers_per_queue=self.max_workers_per_queue,
                 executor=type(self.executor).__name__,
+                concurrency=self.concurrency,
                 burst=burst,
                 exit_after=exit_after,
             )
             self._with_backoff(self._startup)
             call_hook_safely("taskq_worker_started", tq=self.tq, worker=self)
             idle_rounds = 0
-            while not self.stop_requested:
+            while not self.stop_requested or self._busy():
                 did_work = self._with_backoff(lambda: self._iteration(burst))
                 if did_work is None:  # broker unavailable: retried with back-off
                     continue
+                if self.executor.exhausted:
+                    self.log.error("exiting: every slot of the executor holds an abandoned task")
+                    break
                 idle_rounds = 0 if did_work else idle_rounds + 1
                 if burst and not did_work:
                     if self._with_backoff(self._nothing_queued):
@@ -101,11 +105,12 @@ class Worker(Processing, Maintenance):
                         # still queued work this worker cannot take (queue slots
                         # taken, a queue system lock): wait instead of spinning
                         self._sleep(float(self.tq.config["SELECT_TIMEOUT"]))
-                if deadline is not None and time.time() >= deadline:
+                if deadline is not None and time.time() >= deadline and not self.stop_requested:
                     self.log.info("exit-after elapsed")
-                    break
+                    self.stop_requested = True  # the running tasks finish first
                 self._maybe_log_stats()
         finally:
+            self._requeue_waiting()
             self._return_prefetched(self._prefetched)
             self._log_dropped()
             self.executor.close()
@@ -121,21 +126,21 @@ class Worker(Processing, Maintenance):
         self._maintenance(force=True)
 
     def _iteration(self, burst: bool) -> bool:
+        """One pass: maintenance, fill the free slots from the queues, then
+        wait for a run to end (or, idle, for new work); ``True`` if it did work."""
+        if self.stop_requested and self._waiting:  # never started: back to the queue
+            self._requeue_waiting()
         self._resync()
         self._maintenance()
-        queues = list(self._queue_set)
-        random.shuffle(queues)
-        queues.sort(key=lambda q: q not in self._prefetched)  # prefetched first
-        did_work = False
-        for queue in queues:
-            if self.stop_requested:
-                break
-            popped, slot_refused = self._process_from_queue(queue)
-            did_work = did_work or popped
-            if not popped and not slot_refused:
-                self._queue_set.discard(queue)
+        started = self._fill()
+        if self._busy():
+            timeout = min(self._until_heartbeat(), float(self.tq.config["SELECT_TIMEOUT"]))
+            self._end_finished(self.executor.wait(0.0 if self._finished_early else timeout))
+            self._heartbeat_if_due()
+            self._log_dropped()
+            return True
         self._log_dropped()
-        if not did_work and not self.stop_requested and not burst:
+        if not started and not self.stop_requested and not burst:
             timeout = float(self.tq.config["SELECT_TIMEOUT"])
             if self._deadline is not None:  # --exit-after: do not idle past it
                 timeout = max(0.0, min(timeout, self._deadline - time.time()))
@@ -143,4 +148,20 @@ class Worker(Processing, Maintenance):
                 if self.processes(name) and name not in self._queue_set:
                     self.log.debug("new queue", queue=name)
                     self._queue_set.add(name)
-        return did_work
+        return started
+
+    def _fill(self) -> bool:
+        """Pop the queues (in random order, popped-ahead ones first) into the
+        executor's free slots; ``True`` if anything was popped."""
+        queues = list(self._queue_set)
+        random.shuffle(queues)
+        queues.sort(key=lambda q: q not in self._prefetched)  # prefetched first
+        popped_any = False
+        for queue in queues:
+            if self.stop_requested or self.executor.free_slots() - len(self._waiting) <= 0:
+                break
+            popped, slot_refused = self._process_from_queue(queue)
+            popped_any = popped_any or popped
+            if not popped and not slot_refused:
+                self._queue_set.discard(queue)
+        return popped_any

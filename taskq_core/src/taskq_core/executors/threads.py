@@ -1,0 +1,171 @@
+"""The ``threads`` executor: ``concurrency`` threads in the worker's process,
+for tasks that mostly wait (HTTP, e-mail, databases).
+
+Each slot is a thread that runs one group at a time. A task past its hard
+timeout fails with ``JobTimeoutException`` at once; its thread is interrupted
+(the exception is raised inside it at its next Python instruction) and, if it
+is stuck where that cannot reach (a blocking call in C), abandoned: the slot
+stays taken until the thread returns. While fewer than all slots hold
+abandoned threads the worker goes on; once every slot does, the executor is
+:attr:`~Executor.exhausted` and the worker exits (status 0) for its
+supervisor to start a fresh process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from taskq_core.exceptions import JobTimeoutException
+from taskq_core.execution import RunResult, exception_name, make_execution, run_group
+from taskq_core.executors.base import (
+    Executor,
+    ExecutorHost,
+    Finished,
+    Run,
+    WakePipe,
+    requeue_results,
+)
+
+__all__ = ["ThreadsExecutor", "interrupt_thread"]
+
+
+def interrupt_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
+    """Raise ``exc_type`` inside ``thread`` at its next Python instruction."""
+    if thread.ident is None or not thread.is_alive():
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+    )
+    return bool(done == 1)
+
+
+@dataclass(eq=False)
+class _Slot:
+    thread: threading.Thread | None = None
+    inbox: queue.SimpleQueue[Run | None] = field(default_factory=queue.SimpleQueue)
+    run: Run | None = None
+    #: the run this slot's thread was given up on (hard timeout, stop)
+    abandoned: bool = False
+
+
+class ThreadsExecutor(Executor):
+    """Runs up to ``concurrency`` groups at once, each in a thread of its own."""
+
+    def __init__(self, worker: ExecutorHost) -> None:
+        super().__init__(worker)
+        self._slots = [_Slot() for _ in range(self.concurrency)]
+        self._done: queue.SimpleQueue[tuple[_Slot, Run, list[RunResult]]] = queue.SimpleQueue()
+        self._wake = WakePipe()
+        margin = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
+        #: how long past its hard timeout a thread may take to stop before its
+        #: slot counts as lost (the task has failed either way)
+        self._grace = min(margin, 5.0)
+
+    # -- what the worker calls ----------------------------------------------------
+    def free_slots(self) -> int:
+        return sum(1 for slot in self._slots if slot.run is None)
+
+    def running(self) -> list[Run]:
+        return [slot.run for slot in self._slots if slot.run is not None and not slot.abandoned]
+
+    @property
+    def exhausted(self) -> bool:
+        return all(slot.abandoned for slot in self._slots)
+
+    def start(self, run: Run) -> None:
+        slot = next(slot for slot in self._slots if slot.run is None)
+        slot.run = run
+        run.started = time.time()
+        if slot.thread is None:
+            slot.thread = threading.Thread(
+                target=self._serve, args=(slot,), name="taskq-task", daemon=True
+            )
+            slot.thread.start()
+        slot.inbox.put(run)
+
+    def wait(self, timeout: float) -> list[Finished]:
+        finished = self._collect()
+        if not finished and self.running():
+            self._wake.sleep(self.worker, min(timeout, self._until_deadline()))
+            finished = self._collect()
+        finished.extend(self._enforce_deadlines())
+        if self.worker.force_stop:
+            finished.extend(self.stop_running())
+        return finished
+
+    def stop_running(self) -> list[Finished]:
+        """Threads cannot be killed: their tasks go back to the queue now and
+        whatever the threads still do is ignored."""
+        finished = []
+        for slot in self._slots:
+            if slot.run is not None and not slot.abandoned:
+                finished.append((slot.run, requeue_results(slot.run, "worker stopping")))
+                slot.abandoned = True
+        return finished
+
+    def close(self) -> None:
+        for slot in self._slots:
+            if not slot.abandoned:
+                slot.inbox.put(None)
+        self._wake.close()
+
+    # -- the slots' threads ------------------------------------------------------
+    def _serve(self, slot: _Slot) -> None:
+        while (run := slot.inbox.get()) is not None:
+            try:
+                results = run_group(
+                    self.tq,
+                    run.tasks,
+                    store_tracebacks=self.worker.store_tracebacks,
+                    worker_id=self.worker.id,
+                )
+            except BaseException:  # an interrupt that landed outside the task itself
+                results = []
+            self._done.put((slot, run, results))
+            self._wake.wake()
+
+    def _collect(self) -> list[Finished]:
+        finished: list[Finished] = []
+        while True:
+            try:
+                slot, run, results = self._done.get_nowait()
+            except queue.Empty:
+                return finished
+            if slot.run is run:
+                if not slot.abandoned:
+                    finished.append((run, results))
+                slot.run, slot.abandoned = None, False  # the thread is free again
+
+    def _until_deadline(self) -> float:
+        deadlines = [r.started + r.timeout for r in self.running()]
+        return max(0.0, min(deadlines) - time.time()) if deadlines else 3600.0
+
+    def _enforce_deadlines(self) -> list[Finished]:
+        finished: list[Finished] = []
+        now = time.time()
+        for slot in self._slots:
+            run = slot.run
+            if run is None or slot.abandoned or now < run.started + run.timeout:
+                continue
+            self.worker.log.error("hard timeout elapsed in worker thread", hard_timeout=run.timeout)
+            assert slot.thread is not None
+            interrupt_thread(slot.thread, JobTimeoutException)
+            slot.abandoned = True
+            record = make_execution(
+                run.started,
+                None,
+                store_tracebacks=self.worker.store_tracebacks,
+                name=exception_name(JobTimeoutException),
+                message=f"hard timeout of {run.timeout:g} s elapsed; the task's thread was "
+                "interrupted (or abandoned if it could not be)",
+                worker_id=self.worker.id,
+            )
+            elapsed = now - run.started
+            finished.append(
+                (run, [RunResult(t.id, False, elapsed, record, timed_out=True) for t in run.tasks])
+            )
+        return finished

@@ -1,0 +1,131 @@
+"""Many tasks at once in one worker (``--concurrency N``), on the memory
+broker: threads and asyncio executors in this process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import concurrent_tasks as ct
+import pytest
+
+from taskq_core import Task, TaskQ
+from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.states import State
+
+
+@pytest.fixture
+def app() -> Iterator[TaskQ]:
+    tq = TaskQ(broker=MemoryBroker(), config={"STATS_INTERVAL": 0})
+    ct.APP["tq"] = tq
+    yield tq
+    ct.APP.clear()
+
+
+def _error_names(app: TaskQ) -> list[str]:
+    _, tasks = Task.tasks_from_queue(app, "default", State.ERROR, load_executions=1)
+    return [str(t.executions[-1].get("exception_name")) for t in tasks]
+
+
+@pytest.mark.parametrize("executor", ["threads", "sync"])
+def test_threads_run_n_tasks_at_once_each_with_its_own_current_task(
+    app: TaskQ, executor: str
+) -> None:
+    """With ``concurrency=4``, four tasks run at the same time (they meet at a
+    barrier of four), and each sees itself as ``current_task``."""
+    ct.reset(4)
+    tasks = [app.delay(ct.meet, args=[f"t{i}"]) for i in range(4)]
+    app.run_worker(executor=executor, concurrency=4, burst=True)
+    assert ct.highest() == 4
+    assert sorted((label, tid) for label, tid, _ in ct.seen) == sorted(
+        (f"t{i}", t.id) for i, t in enumerate(tasks)
+    )
+    assert app.get_queue_stats() == {}
+
+
+def test_threads_with_one_slot_run_one_at_a_time(app: TaskQ) -> None:
+    """``concurrency=1`` (the default) never runs two tasks at once."""
+    ct.reset(1)
+    for i in range(3):
+        app.delay(ct.meet, args=[f"t{i}"])
+    app.run_worker(executor="threads", burst=True)
+    assert ct.highest() == 1
+    assert len(ct.seen) == 3
+
+
+def test_a_stuck_thread_fails_its_task_and_the_others_go_on(app: TaskQ) -> None:
+    """A task past its hard timeout fails with JobTimeoutException (its thread
+    is interrupted) while the other slots keep running tasks."""
+    ct.reset(1)
+    app.delay(ct.spin_for, args=[30], hard_timeout=0.3)
+    quick = [app.delay(ct.record_value, args=[i]) for i in range(5)]
+    started = time.time()
+    app.run_worker(executor="threads", concurrency=2, burst=True)
+    assert time.time() - started < 10
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert {tid for _, tid, _ in ct.seen} >= {t.id for t in quick}
+
+
+def test_all_slots_abandoned_exits_the_worker(app: TaskQ) -> None:
+    """When every slot holds a thread stuck past its hard timeout where an
+    interrupt cannot reach it, the worker records the timeouts and exits
+    (for its supervisor to start a fresh one); the other tasks stay queued."""
+    for _ in range(2):
+        app.delay(ct.sleep_for, args=[3], hard_timeout=0.2)
+    waiting = app.delay(ct.record_value, args=["later"])
+    started = time.time()
+    app.run_worker(executor="threads", concurrency=2, burst=True)
+    assert time.time() - started < 2.5  # it did not wait for the sleeps
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"] * 2
+    assert app.get_queue_sizes("default")["queued"] == 1
+    assert Task.from_id(app, "default", State.QUEUED, waiting.id).id == waiting.id
+
+
+def test_asyncio_runs_many_coroutines_at_once(app: TaskQ) -> None:
+    """``async def`` tasks under the asyncio executor run up to N at once on
+    one event loop; each sees itself as ``current_task``."""
+    ct.reset(1)
+    tasks = [app.delay(ct.ameet, args=[f"a{i}", 20]) for i in range(20)]
+    started = time.time()
+    app.run_worker(executor="asyncio", concurrency=20, burst=True)
+    assert ct.highest() == 20
+    assert time.time() - started < 5
+    assert sorted(tid for _, tid, _ in ct.seen) == sorted(t.id for t in tasks)
+    assert app.get_queue_stats() == {}
+
+
+def test_asyncio_hard_timeout_cancels_the_coroutine(app: TaskQ) -> None:
+    """A coroutine past its hard timeout is cancelled and fails with
+    JobTimeoutException; a sync task in the same worker runs too."""
+    ct.reset(1)
+    app.delay(ct.asleep_for, args=[30], hard_timeout=0.3)
+    sync = app.delay(ct.record_value, args=["sync"])
+    started = time.time()
+    app.run_worker(executor="asyncio", concurrency=4, burst=True)
+    assert time.time() - started < 10
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert [tid for _, tid, _ in ct.seen] == [sync.id]
+
+
+@pytest.mark.parametrize("executor", ["sync", "threads"])
+def test_async_def_tasks_run_under_every_executor(app: TaskQ, executor: str) -> None:
+    """An ``async def`` task runs (on an event loop) under executors that are
+    not asyncio too, with its own ``current_task``."""
+    ct.reset(1)
+    task = app.delay(ct.arecord, args=["x"])
+    app.run_worker(executor=executor, burst=True)
+    assert ct.seen == [("x", task.id, 1)]
+
+
+def test_eager_async_def_task_returns_its_value() -> None:
+    """With ALWAYS_EAGER an ``async def`` task runs inline to its end."""
+    tq = TaskQ(broker=MemoryBroker(), config={"ALWAYS_EAGER": True})
+    assert Task(tq, ct.asleep_for, args=[0]).execute() == "slept"
+
+
+def test_concurrency_must_be_a_positive_whole_number(app: TaskQ) -> None:
+    """A bad ``concurrency`` is a clear error before anything runs."""
+    with pytest.raises(ValueError, match="concurrency must be a whole number >= 1"):
+        app.run_worker(concurrency=0, burst=True)
+    with pytest.raises(Exception, match="CONCURRENCY"):
+        TaskQ(broker=MemoryBroker(), config={"CONCURRENCY": 0})
