@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from taskq_core.broker import Broker, FinishRequest
+from taskq_core.broker import Broker, EnqueueRequest, FinishRequest
 from taskq_core.exceptions import TaskNotFound
 from taskq_core.states import OUTCOMES, STATES, State
 from taskq_core.testing.contract._base import (
@@ -49,6 +49,22 @@ class FinishContract(ContractBase):
             refreshed = broker.get_task(Q, State.ACTIVE, task.id)
             assert refreshed.ts > task.ts
             assert _between(refreshed.ts, before, after)
+
+    def test_heartbeat_many_refreshes_the_tasks_of_every_queue(self, broker: Broker) -> None:
+        """heartbeat_many refreshes, by queue, only the worker's own active
+        tasks, in several queues at once, and returns them by queue."""
+        other = f"{Q}.other"
+        broker.enqueue_many([_req("a"), EnqueueRequest("b", other, b"p"), _req("c")])
+        broker.pop(Q, 2, "w1", FAR)
+        broker.pop(other, 1, "w2", FAR)
+        time.sleep(0.01)
+        before = broker.time()
+        refreshed = broker.heartbeat_many({Q: ["a", "c", "nope"], other: ["b"]}, "w1")
+        assert sorted(refreshed[Q]) == ["a", "c"]
+        assert refreshed.get(other, []) == []  # b belongs to w2
+        assert broker.get_task(Q, State.ACTIVE, "a").ts >= before
+        assert broker.get_task(other, State.ACTIVE, "b").ts < before
+        assert broker.heartbeat_many({}, "w1") == {}
 
     def test_heartbeat_ignores_foreign_and_inactive_ids(self, broker: Broker) -> None:
         """heartbeat leaves alone tasks of another worker and ids not active."""
