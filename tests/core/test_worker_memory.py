@@ -34,6 +34,29 @@ from taskq_core.plugins import get_plugin_manager
 from taskq_core.queues import queue_matches
 
 
+#: the in-process executors (the memory broker cannot fork); every test of
+#: this module runs with each, a worker given no executor using that one
+IN_PROCESS_EXECUTORS = [("sync", 1), ("threads", 1), ("threads", 4), ("asyncio", 4)]
+
+
+@pytest.fixture(
+    autouse=True, params=IN_PROCESS_EXECUTORS, ids=[f"{e}-c{c}" for e, c in IN_PROCESS_EXECUTORS]
+)
+def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the module's workers with each in-process executor and concurrency."""
+    name, concurrency = request.param
+    original = TaskQ.run_worker
+
+    def run_worker(self: TaskQ, *args: Any, **kwargs: Any) -> None:
+        if "executor" not in kwargs and len(args) < 5:
+            kwargs["executor"] = name
+            kwargs.setdefault("concurrency", concurrency)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskQ, "run_worker", run_worker)
+    return str(name)
+
+
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fresh call records, and no periodic task declared by other modules."""
@@ -307,7 +330,7 @@ def test_hard_timeout_with_the_sync_executor(app: TaskQ) -> None:
     executor then stops the worker (its state is suspect) with SystemExit."""
     task = app.delay(tf.sleep_for, args=[2], hard_timeout=0.2)
     with pytest.raises(SystemExit, match="job timeout"):
-        app.run_worker(burst=True)
+        app.run_worker(burst=True, executor="sync")
     record = only_execution(app, task)
     assert record["exception_name"] == "taskq_core.exceptions:JobTimeoutException"
 
@@ -409,10 +432,11 @@ def test_batch_function_outside_a_batch_queue_gets_one_task(app: TaskQ) -> None:
 
 
 def test_lock_is_held_while_the_task_runs(app: TaskQ) -> None:
-    """A ``lock=True`` task runs holding its lock, which is released afterwards."""
+    """A ``lock=True`` task runs holding its lock, which is released afterwards
+    (one slot: the second run starts once the first released the lock)."""
     first = app.delay(tf.check_lock_held, kwargs={"a": 1}, lock=True)
     app.delay(tf.check_lock_held, kwargs={"a": 1}, lock=True)
-    app.run_worker(burst=True)
+    app.run_worker(burst=True, concurrency=1)
     assert tf.calls == [("lock held", 1, True), ("lock held", 1, True)]
     assert app.broker.acquire_lock(first.lock_id, "afterwards", 10)
 
