@@ -33,7 +33,6 @@ from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.plugins import get_plugin_manager
 from taskq_core.queues import queue_matches
 
-
 #: the in-process executors (the memory broker cannot fork); every test of
 #: this module runs with each, a worker given no executor using that one
 IN_PROCESS_EXECUTORS = [("sync", 1), ("threads", 1), ("threads", 4), ("asyncio", 4)]
