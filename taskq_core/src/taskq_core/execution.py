@@ -220,15 +220,9 @@ def _run_tasks(
                         runner.run_single_task(group[0], timeout)
             except BaseException as exc:
                 last_error = exc
-                record = make_execution(
-                    t0, exc, store_tracebacks=store_tracebacks, worker_id=worker_id
-                )
-                timed_out = isinstance(exc, JobTimeoutException)
-                results.extend(
-                    RunResult(t.id, False, time.time() - t0, record, timed_out) for t in group
-                )
+                results.extend(_results_of(group, t0, exc, store_tracebacks, worker_id))
             else:
-                results.extend(RunResult(t.id, True, time.time() - t0) for t in group)
+                results.extend(_results_of(group, t0, None, store_tracebacks, worker_id))
             if on_result is not None and not is_batch:
                 try:
                     on_result(results[-1])
@@ -277,13 +271,24 @@ async def run_coroutine_group(
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                record = make_execution(
-                    t0, exc, store_tracebacks=store_tracebacks, worker_id=worker_id
-                )
-                timed_out = isinstance(exc, JobTimeoutException)
-                results.extend(
-                    RunResult(t.id, False, time.time() - t0, record, timed_out) for t in group
-                )
+                results.extend(_results_of(group, t0, exc, store_tracebacks, worker_id))
             else:
-                results.extend(RunResult(t.id, True, time.time() - t0) for t in group)
+                results.extend(_results_of(group, t0, None, store_tracebacks, worker_id))
     return results
+
+
+def _results_of(
+    group: Sequence[Task],
+    started: float,
+    exc: BaseException | None,
+    store_tracebacks: bool,
+    worker_id: str | None,
+) -> list[RunResult]:
+    """One result per task of a group that ran from ``started``: a success,
+    or the failure ``exc`` with its execution record."""
+    elapsed = time.time() - started
+    if exc is None:
+        return [RunResult(t.id, True, elapsed) for t in group]
+    record = make_execution(started, exc, store_tracebacks=store_tracebacks, worker_id=worker_id)
+    timed_out = isinstance(exc, JobTimeoutException)
+    return [RunResult(t.id, False, elapsed, record, timed_out) for t in group]
