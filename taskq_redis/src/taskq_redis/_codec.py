@@ -42,6 +42,7 @@ __all__ = [
     "id_text",
     "milliseconds",
     "num",
+    "split_data",
     "text",
 ]
 
@@ -118,6 +119,18 @@ def end_args(
 
 
 # -- replies ---------------------------------------------------------------------------
+def split_data(raw: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """The payload and the meta string of a stored ``d:<id>`` value (the meta,
+    a newline, the payload), each ``None`` when missing, read as
+    ``split_data`` in ``lua/_queue.lua`` reads it."""
+    if raw is None:
+        return None, None
+    meta, newline, payload = raw.partition(b"\n")
+    if not newline:
+        return None, raw
+    return payload, meta or None
+
+
 def text(value: bytes | str) -> str:
     """A reply that is text (a queue name, a state)."""
     return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -425,14 +425,9 @@ class RedisBroker(Broker):
         )
 
     def executions_count(self, queue: str, task_id: str) -> int:
-        tasks_key = self.layout.queue(queue).tasks
-        exists, meta = self.transport.run(
-            [
-                Call("hexists", (tasks_key, f"d:{task_id}")),
-                Call("hget", (tasks_key, f"m:{task_id}")),
-            ]
-        )
-        if not exists:
+        raw = self.transport.one(Call("hget", (self.layout.queue(queue).tasks, f"d:{task_id}")))
+        payload, meta = codec.split_data(raw)
+        if payload is None:
             raise TaskNotFound(f"task {task_id!r} of queue {queue!r} has no data")
         return parse_meta(meta).executions_count
 

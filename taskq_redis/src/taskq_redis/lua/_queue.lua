@@ -18,8 +18,10 @@
 --   KEYS[3]  P:{T}:active:Q     ZSET  id -> last heartbeat (server time)
 --   KEYS[4]  P:{T}:error:Q      ZSET  id -> failure time (server time)
 --   KEYS[5]  P:{T}:tasks:Q      HASH  per task id:
---              "d:<id>"      payload bytes (opaque)
---              "m:<id>"      meta "priority|scheduled_at|time_last_queued|
+--              "d:<id>"      the task's data: its meta string, a newline,
+--                            then the payload bytes (opaque); the meta
+--                            alone (no newline) once the payload was lost.
+--                            meta = "priority|scheduled_at|time_last_queued|
 --                            queued_at|seq|executions_count|first_stored"
 --                            (times kept as the exact strings received;
 --                            queued_at and seq place it in KEYS[1])
@@ -206,22 +208,53 @@ local function salvage_meta(raw)
   return m
 end
 
-local function get_meta(id)
-  return parse_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
-end
-
--- The task's meta; if missing or unreadable, a salvaged one.
-local function get_meta_or_new(id)
-  local raw = redis.call("HGET", KEYS[TASKS], "m:" .. id)
-  return parse_meta(raw) or salvage_meta(raw)
-end
-
 local function meta_string(m)
   return table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.queued_at, m.seq, m.count, m.first }, "|")
 end
 
-local function set_meta(id, m)
-  redis.call("HSET", KEYS[TASKS], "m:" .. id, meta_string(m))
+-- -- data ---------------------------------------------------------------------
+--
+-- A task's payload and meta share one hash field, d:<id> = meta "\n" payload
+-- (one field per task instead of two: about 130 bytes less per task). The
+-- meta never holds a newline. What an outside writer may have left is read as
+-- it would be in two fields: no newline = the meta alone (payload missing),
+-- nothing before the newline = the payload alone (meta missing).
+
+-- The payload and the meta string of a stored d:<id> value (each nil when
+-- missing).
+local function split_data(raw)
+  if not raw then
+    return nil, nil
+  end
+  local at = string.find(raw, "\n", 1, true)
+  if not at then
+    return nil, raw
+  end
+  local meta = nil
+  if at > 1 then
+    meta = string.sub(raw, 1, at - 1)
+  end
+  return string.sub(raw, at + 1), meta
+end
+
+-- The payload and meta string of a task (each nil when missing).
+local function read_data(id)
+  return split_data(redis.call("HGET", KEYS[TASKS], "d:" .. id))
+end
+
+local function get_meta(id)
+  local _, raw = read_data(id)
+  return parse_meta(raw)
+end
+
+-- Store the task's meta `m` with its payload (nil: the meta alone, the
+-- payload stays missing).
+local function write_data(id, m, payload)
+  local value = meta_string(m)
+  if payload then
+    value = value .. "\n" .. payload
+  end
+  redis.call("HSET", KEYS[TASKS], "d:" .. id, value)
 end
 
 -- Entries a script took out of a state because their data was missing or
@@ -396,12 +429,15 @@ local function reset_executions(id, m)
   m.first = 1
 end
 
--- Delete everything stored for a task (payload, meta, owner, records); `m`
--- nil: the records that an unreadable meta still tells of.
+-- Delete everything stored for a task (data, owner, records); `m` nil: the
+-- records that an unreadable meta still tells of.
 local function delete_task(id, m)
-  m = m or salvage_meta(redis.call("HGET", KEYS[TASKS], "m:" .. id))
+  if not m then
+    local _, raw = read_data(id)
+    m = salvage_meta(raw)
+  end
   drop_records(id, m.first, m.count)
-  redis.call("HDEL", KEYS[TASKS], "d:" .. id, "m:" .. id, "o:" .. id)
+  redis.call("HDEL", KEYS[TASKS], "d:" .. id, "o:" .. id)
 end
 
 -- An execution record (msgpack, like the worker's) for a task failed here.
@@ -418,13 +454,13 @@ local function unreadable_record(message, now)
 end
 
 -- Move a task whose stored data cannot be read to error, with a record saying
--- `message`; `m` is its salvaged meta (stored, readable again). The caller has
--- taken it out of the state it was in.
-local function fail_unreadable(id, m, message, now, now_s)
+-- `message`; `m` is its salvaged meta (stored with `payload`, readable
+-- again). The caller has taken it out of the state it was in.
+local function fail_unreadable(id, m, payload, message, now, now_s)
   append_execution(id, m, unreadable_record(message, now), "")
   redis.call("HDEL", KEYS[TASKS], "o:" .. id)
   add(ERROR, id, now_s)
-  set_meta(id, m)
+  write_data(id, m, payload)
 end
 
 -- -- moves --------------------------------------------------------------------
@@ -468,16 +504,16 @@ end
 -- checked that the id is active and may be ended.
 local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
   remove(ACTIVE, id)
-  local raw = redis.call("HGET", KEYS[TASKS], "m:" .. id)
+  local payload, raw = read_data(id)
   local m, problem = check_meta(raw)
-  if not m and outcome ~= "done" and (raw or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 1) then
+  if not m and outcome ~= "done" and (raw or payload) then
     -- the meta cannot be trusted to make it pending again: to error, with
     -- the run's record and one saying why
     m = salvage_meta(raw)
     if record ~= "" then
       append_execution(id, m, record, max_stored)
     end
-    fail_unreadable(id, m, "the task's metadata " .. problem, now, now_s)
+    fail_unreadable(id, m, payload, "the task's metadata " .. problem, now, now_s)
     return
   end
   if m and record ~= "" then
@@ -491,7 +527,7 @@ local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
         if not has_error then
           reset_executions(id, m)
         end
-        set_meta(id, m)
+        write_data(id, m, payload)
       end
     else
       delete_task(id, m)
@@ -505,7 +541,7 @@ local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
   else
     make_pending(id, m, when_s, now, now_s, outcome == "requeue")
   end
-  set_meta(id, m)
+  write_data(id, m, payload)
 end
 
 local function finish_notify()

@@ -13,13 +13,13 @@
 --            (queued + scheduled + active); checked first, nothing written
 --   code 0:  a pending copy (queued/scheduled) of the id exists; it keeps
 --            its place (state, score, queued member, meta); a unique request
---            stores its payload in d:<id>, any other changes nothing; state
---            and ts are the copy's
+--            stores its payload in d:<id> (beside the meta), any other
+--            changes nothing; state and ts are the copy's
 --   code 1:  stored; state "queued" (ts = now) or "scheduled" (ts = when),
 --            scheduled_at = ts (a past `when` is not kept); meta keeps the
 --            count and records of an active/error twin
--- Reads/writes: the ZSETs (ZSCORE, ZCARD, ZADD), the tasks HASH fields
--- d:<id> and m:<id>, an index SET (SADD), the counter (INCR); publishes
+-- Reads/writes: the ZSETs (ZSCORE, ZCARD, ZADD), the tasks HASH field
+-- d:<id>, an index SET (SADD), the counter (INCR); publishes
 -- the queue name on the channel when the task is queued.
 
 local id, payload, when_s = ARGV[3], ARGV[4], ARGV[5]
@@ -34,11 +34,13 @@ if max_size ~= "" then
   end
 end
 
-local m = get_meta(id)
+local _, raw = read_data(id)
+local m = parse_meta(raw)
 local state, ts = pending(id, m)
 if state then
   if ARGV[7] == "1" then
-    redis.call("HSET", KEYS[TASKS], "d:" .. id, payload)
+    -- the meta part is kept as it is (even unreadable)
+    redis.call("HSET", KEYS[TASKS], "d:" .. id, (raw or "") .. "\n" .. payload)
   end
   return { 0, STATE_NAMES[state], ts, 0 }
 end
@@ -56,6 +58,6 @@ else
   add(SCHEDULED, id, when_s)
   result = { 1, "scheduled", when_s, 0 }
 end
-redis.call("HSET", KEYS[TASKS], "d:" .. id, payload, "m:" .. id, meta_string(m))
+write_data(id, m, payload)
 finish_notify()
 return result

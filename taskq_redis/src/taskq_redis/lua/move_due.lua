@@ -8,12 +8,12 @@
 -- dropped (n values: per entry its id, state number, reason, "1" if moved
 -- to error). Up to `limit` ids with a due time <= the server's now are
 -- taken, oldest due first; each is queued at its due time (its queued
--- score) and keeps its priority (from m:<id>), so it pops ahead of tasks of
+-- score) and keeps its priority (from its meta), so it pops ahead of tasks of
 -- its priority queued after it was due. One whose meta is unreadable (or
 -- missing beside its payload), or whose due time cannot be a queued time,
 -- is moved to error with an execution record saying so instead. The queue
 -- name is published when any moved.
--- Reads/writes: scheduled/queued/error ZSETs, tasks HASH fields m:/x:<id>,
+-- Reads/writes: scheduled/queued/error ZSETs, tasks HASH fields d:/x:<id>,
 -- index SETs.
 
 local limit = tonumber(ARGV[3])
@@ -22,7 +22,7 @@ local due = redis.call("ZRANGEBYSCORE", KEYS[SCHEDULED], "-inf", now_s, "WITHSCO
 local moved = 0
 for i = 1, #due, 2 do
   local id, ts = due[i], due[i + 1]
-  local raw = redis.call("HGET", KEYS[TASKS], "m:" .. id)
+  local payload, raw = read_data(id)
   local m, problem = check_meta(raw)
   local message = problem and "the task's metadata " .. problem
   local due_at = parse_number(ts)
@@ -30,14 +30,14 @@ for i = 1, #due, 2 do
     m, message = nil, "its due time " .. excerpt(ts) .. " cannot be a queued time"
   end
   redis.call("ZREM", KEYS[SCHEDULED], id)
-  if not m and (raw or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 1) then
-    fail_unreadable(id, salvage_meta(raw), message, now, now_s)
+  if not m and (raw or payload) then
+    fail_unreadable(id, salvage_meta(raw), payload, message, now, now_s)
     report(id, SCHEDULED, message, true)
   else
     m = m or new_meta()
     if not score_in(QUEUED, id, m) then
       queue_task(id, m, ts)
-      set_meta(id, m)
+      write_data(id, m, payload)
     end
     moved = moved + 1
   end

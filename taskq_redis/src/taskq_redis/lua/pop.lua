@@ -23,7 +23,7 @@
 --   * twin already active (unique task): moved to scheduled at
 --     min(existing due time, now + defer), not returned;
 --   * an error copy of the id stays in error, with its time and records.
--- Reads/writes: the ZSETs, the tasks HASH fields d:/m:/o:/x:<id>, the index
+-- Reads/writes: the ZSETs, the tasks HASH fields d:/o:/x:<id>, the index
 -- SETs.
 
 local limit, worker, defer = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -51,9 +51,8 @@ while popped < limit do
       report(member, QUEUED, "malformed queued entry (not time, sequence and id)", false)
     else
       local id = string.sub(member, MEMBER_PREFIX + 1)
-      local raw = redis.call("HMGET", KEYS[TASKS], "d:" .. id, "m:" .. id)
-      local payload = raw[1]
-      local m, problem = check_meta(raw[2])
+      local payload, raw = read_data(id)
+      local m, problem = check_meta(raw)
       redis.call("ZREM", KEYS[QUEUED], member)
       if not payload then
         if not held(id, m) then
@@ -62,14 +61,14 @@ while popped < limit do
         report(id, QUEUED, "its payload is missing", false)
       elseif not m then
         local message = "the task's metadata " .. problem
-        fail_unreadable(id, salvage_meta(raw[2]), message, now, now_s)
+        fail_unreadable(id, salvage_meta(raw), payload, message, now, now_s)
         report(id, QUEUED, message, true)
       elseif queued_member(id, m) ~= member then
         if superseded(id, m) then
           report(id, QUEUED, "stale queued entry (the task was queued again or moved on)", false)
         else
           local message = "the task's metadata (queued_at, seq) does not match its queued entry"
-          fail_unreadable(id, m, message, now, now_s)
+          fail_unreadable(id, m, payload, message, now, now_s)
           report(id, QUEUED, message, true)
         end
       elseif score_in(ACTIVE, id) then
@@ -83,7 +82,7 @@ while popped < limit do
         redis.call("HSET", KEYS[TASKS], "o:" .. id, worker)
         out[#out + 1] = id
         out[#out + 1] = payload
-        out[#out + 1] = raw[2]
+        out[#out + 1] = raw
         popped = popped + 1
       end
     end
