@@ -41,6 +41,7 @@ META_FIELDS = (
     "seq",
     "count",
     "first",
+    "twins",
 )
 #: where a corrupted task can be: queued, a due scheduled entry, or active
 #: with an expired heartbeat (its worker gone)

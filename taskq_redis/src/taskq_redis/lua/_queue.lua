@@ -1,12 +1,12 @@
 -- _queue.lua: shared prelude of every per-queue script.
 --
--- The loader prepends this file to each per-queue script (enqueue, pop,
--- finish, ...), so they all receive the same KEYS, "the queue key set": the
--- ten keys of one queue Q, all sharing the hash tag of Q's root name ({T}
--- below), hence one cluster slot. No key name is built here: keys are only
--- read from KEYS. This header is the one place that describes the set: each
--- per-queue script's header says "KEYS: the queue key set (see _queue.lua)"
--- and documents only its own ARGV, result and effects.
+-- The loader prepends this file to each per-queue script (enqueue,
+-- finish_pop, move_due, ...), so they all receive the same KEYS, "the queue
+-- key set": the ten keys of one queue Q, all sharing the hash tag of Q's root
+-- name ({T} below), hence one cluster slot. No key name is built here: keys
+-- are only read from KEYS. This header is the one place that describes the
+-- set: each per-queue script's header says "KEYS: the queue key set (see
+-- _queue.lua)" and documents only its own ARGV, result and effects.
 --
 -- KEYS, the queue key set (P = the broker prefix, T = the escaped root of Q):
 --   KEYS[1]  P:{T}:queued:Q     ZSET  the queued tasks in pop order:
@@ -22,22 +22,30 @@
 --                            then the payload bytes (opaque); the meta
 --                            alone (no newline) once the payload was lost.
 --                            meta = "priority|scheduled_at|time_last_queued|
---                            queued_at|seq|executions_count|first_stored"
---                            (times kept as the exact strings received;
---                            queued_at and seq place it in KEYS[1])
+--                            queued_at|seq|executions_count|first_stored|
+--                            twins" (times kept as the exact strings
+--                            received; queued_at and seq place it in
+--                            KEYS[1]; twins "0": no other state holds the
+--                            id, "1": another state may hold it)
 --              "o:<id>"      owner worker id, while active
 --              "x:<id>:<n>"  n-th execution record (msgpack), for
 --                            first_stored <= n <= executions_count
 --   KEYS[6]  P:{T}:queues:queued     SET  names of the root's queues with
 --   KEYS[7]  P:{T}:queues:scheduled  SET  at least one task in that state
---   KEYS[8]  P:{T}:queues:active     SET  (kept exact by these scripts)
---   KEYS[9]  P:{T}:queues:error      SET
+--   KEYS[8]  P:{T}:queues:active     SET  (kept exact by these scripts,
+--   KEYS[9]  P:{T}:queues:error      SET  see settle below)
 --   KEYS[10] P:{T}:seq               STRING  counter (INCR) for pop order
 --
 -- ARGV[1] is the queue name Q, ARGV[2] the notification channel; each script
 -- documents its own ARGV from ARGV[3] on.
 --
 -- State numbers are KEYS indexes: the index set of state s is KEYS[s + 5].
+--
+-- Redis counts every command a script runs, so the helpers here avoid the
+-- ones whose answer is already known: an index SET is touched only when its
+-- zset may have become empty or non-empty (settle), a ZADD or ZREM reply
+-- stands for a ZSCORE, and the end of a run of a task that no other state
+-- holds (twins "0") deletes its fields without looking for copies.
 
 local QUEUED, SCHEDULED, ACTIVE, ERROR = 1, 2, 3, 4
 local TASKS, SEQ = 5, 10
@@ -75,10 +83,16 @@ end
 --                     characters before the id in a queued member)
 --   count, first      integers, count >= 0, 1 <= first <= count + 1, and at
 --                     most a million records between them
+--   twins             "0" or "1"
 -- A task whose meta cannot be read is moved to error with an execution record
 -- saying so (fail_unreadable), never queued again with made-up values.
+--
+-- twins is "1" from the moment a copy of the id is stored while data of the
+-- id exists (an enqueue next to an active or error copy: the only move that
+-- adds a copy; every other one moves or drops one), and "0" again once the end
+-- of a run leaves a single copy. A meta made up or salvaged here says "1".
 
-local META_PATTERN = "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$"
+local META_PATTERN = "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$"
 local MAX_RECORDS = 1000000
 local UNREADABLE_EXCEPTION = "taskq_core.exceptions:SerializationError"
 
@@ -91,6 +105,7 @@ local function new_meta()
     seq = "",
     count = 0,
     first = 1,
+    twins = "1",
   }
 end
 
@@ -130,9 +145,9 @@ local function check_meta(raw)
   if not raw then
     return nil, "is missing"
   end
-  local p, s, t, q, n, c, f = string.match(raw, META_PATTERN)
+  local p, s, t, q, n, c, f, w = string.match(raw, META_PATTERN)
   if not p then
-    return nil, "is not 7 fields separated by '|': " .. excerpt(raw)
+    return nil, "is not 8 fields separated by '|': " .. excerpt(raw)
   end
   local priority = parse_int(p)
   if not priority or priority < -1000 or priority > 1000 then
@@ -164,6 +179,9 @@ local function check_meta(raw)
   if not records_ok(count, first) then
     return nil, "field 'first' is not a record number in 1..count+1: " .. excerpt(f)
   end
+  if w ~= "0" and w ~= "1" then
+    return nil, "field 'twins' is not 0 or 1: " .. excerpt(w)
+  end
   return {
     priority = p,
     scheduled_at = s,
@@ -172,6 +190,7 @@ local function check_meta(raw)
     seq = n,
     count = count,
     first = first,
+    twins = w,
   }
 end
 
@@ -209,7 +228,10 @@ local function salvage_meta(raw)
 end
 
 local function meta_string(m)
-  return table.concat({ m.priority, m.scheduled_at, m.time_last_queued, m.queued_at, m.seq, m.count, m.first }, "|")
+  return table.concat(
+    { m.priority, m.scheduled_at, m.time_last_queued, m.queued_at, m.seq, m.count, m.first, m.twins },
+    "|"
+  )
 end
 
 -- -- data ---------------------------------------------------------------------
@@ -321,6 +343,40 @@ local function member_ok(member)
 end
 
 -- -- states -------------------------------------------------------------------
+--
+-- The index SET of state s lists Q exactly when the zset of s is non-empty.
+-- Instead of an SADD or a ZCARD and SREM on every change, a script notes what
+-- it learns of each zset and settles the indexes once, at its end (settle):
+--   held_at_start[s]  true when the first thing the script saw of s shows
+--                     it held an entry then (so its index already lists Q,
+--                     as it was exact before the script ran)
+--   left[s]           after the script's last change to s: "nonempty",
+--                     "empty" or "unknown" (a removal that may have emptied
+--                     it: settle counts it)
+-- A script that returns early must not have changed any zset before.
+
+local held_at_start = {}
+local left = {}
+
+local function saw(s, present)
+  if held_at_start[s] == nil then
+    held_at_start[s] = present
+  end
+end
+
+-- After a ZADD of one member to s (its reply: 1 new, 0 updated).
+local function added(s, reply)
+  saw(s, reply == 0)
+  left[s] = "nonempty"
+end
+
+-- After a ZREM from s (its reply: how many were removed).
+local function removed(s, n)
+  saw(s, n > 0)
+  if n > 0 then
+    left[s] = "unknown"
+  end
+end
 
 -- The queued zset member of a task, from its meta (nil if never queued).
 local function queued_member(id, m)
@@ -334,34 +390,31 @@ end
 local function score_in(s, id, m)
   if s == QUEUED then
     local member = queued_member(id, m)
-    if member and redis.call("ZSCORE", KEYS[QUEUED], member) then
+    if not member then
+      return nil
+    end
+    local found = redis.call("ZSCORE", KEYS[QUEUED], member)
+    saw(QUEUED, found ~= false)
+    if found then
       return m.queued_at
     end
     return nil
   end
-  return redis.call("ZSCORE", KEYS[s], id) or nil
+  local found = redis.call("ZSCORE", KEYS[s], id)
+  saw(s, found ~= false)
+  return found or nil
 end
 
 -- Add to scheduled, active or error (not queued: see queue_task).
 local function add(s, id, score)
-  redis.call("ZADD", KEYS[s], score, id)
-  redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
-end
-
--- Forget the queue in the state's index once its zset is empty.
-local function tidy(s)
-  if redis.call("ZCARD", KEYS[s]) == 0 then
-    redis.call("SREM", KEYS[s + INDEX_OFFSET], QUEUE)
-  end
+  added(s, redis.call("ZADD", KEYS[s], score, id))
 end
 
 -- Remove from scheduled, active or error; whether it was there.
 local function remove(s, id)
-  if redis.call("ZREM", KEYS[s], id) == 1 then
-    tidy(s)
-    return true
-  end
-  return false
+  local n = redis.call("ZREM", KEYS[s], id)
+  removed(s, n)
+  return n == 1
 end
 
 -- Put a task in queued at time `ts_s` (the caller has checked it is not
@@ -369,8 +422,7 @@ end
 local function queue_task(id, m, ts_s)
   m.queued_at = ts_s
   m.seq = tostring(redis.call("INCR", KEYS[SEQ]))
-  redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m))
-  redis.call("SADD", KEYS[QUEUED + INDEX_OFFSET], QUEUE)
+  added(QUEUED, redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m)))
   notify = true
 end
 
@@ -392,11 +444,33 @@ local function held(id, m)
   return score_in(QUEUED, id, m) or score_in(SCHEDULED, id) or score_in(ACTIVE, id) or score_in(ERROR, id)
 end
 
+-- The end of every script that changed something: bring each index SET in
+-- line with its zset (a command only where it may be out of line), and
+-- publish the queue name if a task was queued.
+local function settle()
+  for s = QUEUED, ERROR do
+    local state = left[s]
+    if state then
+      if state == "unknown" then
+        state = redis.call("ZCARD", KEYS[s]) > 0 and "nonempty" or "empty"
+      end
+      if state == "empty" then
+        redis.call("SREM", KEYS[s + INDEX_OFFSET], QUEUE)
+      elseif not held_at_start[s] then
+        redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
+      end
+    end
+  end
+  if notify then
+    redis.call("PUBLISH", CHANNEL, QUEUE)
+  end
+end
+
 -- -- executions and data ------------------------------------------------------
 
--- Delete the stored execution records first..last of a task.
-local function drop_records(id, first, last)
-  local fields = {}
+-- Delete the hash fields `fields` plus the stored execution records
+-- first..last of a task, in as few HDELs as fit (CHUNK fields each).
+local function delete_fields(fields, id, first, last)
   for n = first, last do
     fields[#fields + 1] = "x:" .. id .. ":" .. n
     if #fields == CHUNK then
@@ -416,7 +490,7 @@ local function append_execution(id, m, record, max_stored)
   if max_stored ~= "" then
     local oldest_kept = m.count - tonumber(max_stored) + 1
     if m.first < oldest_kept then
-      drop_records(id, m.first, oldest_kept - 1)
+      delete_fields({}, id, m.first, oldest_kept - 1)
       m.first = oldest_kept
     end
   end
@@ -424,20 +498,20 @@ end
 
 -- Forget every record and the count (a successful run of a unique task).
 local function reset_executions(id, m)
-  drop_records(id, m.first, m.count)
+  delete_fields({}, id, m.first, m.count)
   m.count = 0
   m.first = 1
 end
 
--- Delete everything stored for a task (data, owner, records); `m` nil: the
--- records that an unreadable meta still tells of.
+-- Delete everything stored for a task (data, owner, records: one HDEL unless
+-- it has more than CHUNK records); `m` nil: the records that an unreadable
+-- meta still tells of.
 local function delete_task(id, m)
   if not m then
     local _, raw = read_data(id)
     m = salvage_meta(raw)
   end
-  drop_records(id, m.first, m.count)
-  redis.call("HDEL", KEYS[TASKS], "d:" .. id, "o:" .. id)
+  delete_fields({ "d:" .. id, "o:" .. id }, id, m.first, m.count)
 end
 
 -- An execution record (msgpack, like the worker's) for a task failed here.
@@ -487,11 +561,11 @@ local function make_pending(id, m, when_s, now, now_s, requeue)
       -- same seq, earlier time: a new member in the pop order
       redis.call("ZREM", KEYS[QUEUED], queued_member(id, m))
       m.queued_at = due_s
-      redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m))
+      added(QUEUED, redis.call("ZADD", KEYS[QUEUED], 0 - (tonumber(m.priority) or 0), queued_member(id, m)))
     end
   elseif state == SCHEDULED then
     if tonumber(due_s) < tonumber(current) then
-      redis.call("ZADD", KEYS[SCHEDULED], due_s, id)
+      add(SCHEDULED, id, due_s)
     end
   elseif target == QUEUED then
     queue_task(id, m, due_s)
@@ -501,12 +575,12 @@ local function make_pending(id, m, when_s, now, now_s, requeue)
 end
 
 -- End an active run with `outcome` (done/retry/error/requeue); the caller has
--- checked that the id is active and may be ended.
-local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
-  remove(ACTIVE, id)
-  local payload, raw = read_data(id)
+-- checked that the id may be ended, removed it from active, and passes its
+-- stored d:<id> value `data`.
+local function end_active(id, data, outcome, when_s, record, max_stored, now, now_s)
+  local payload, raw = split_data(data)
   local m, problem = check_meta(raw)
-  if not m and outcome ~= "done" and (raw or payload) then
+  if not m and outcome ~= "done" and data then
     -- the meta cannot be trusted to make it pending again: to error, with
     -- the run's record and one saying why
     m = salvage_meta(raw)
@@ -520,12 +594,21 @@ local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
     append_execution(id, m, record, max_stored)
   end
   if outcome == "done" then
+    if m and m.twins == "0" then
+      -- no other state holds the id: everything goes, nothing to look for
+      delete_task(id, m)
+      return
+    end
     local has_error = score_in(ERROR, id)
-    if pending(id, m) or has_error then
+    local state = pending(id, m)
+    if state or has_error then
       redis.call("HDEL", KEYS[TASKS], "o:" .. id)
       if m then
         if not has_error then
           reset_executions(id, m)
+        end
+        if not (state and has_error) then
+          m.twins = "0"
         end
         write_data(id, m, payload)
       end
@@ -544,9 +627,104 @@ local function end_active(id, outcome, when_s, record, max_stored, now, now_s)
   write_data(id, m, payload)
 end
 
-local function finish_notify()
-  if notify then
-    redis.call("PUBLISH", CHANNEL, QUEUE)
+-- -- the worker's moves -------------------------------------------------------
+
+-- End the run of `id` owned by `worker` (see end_active); 1 if ended, 0
+-- (nothing changed) when the id is not active or another worker owns it.
+local function finish_run(id, worker, outcome, when_s, record, max_stored, now, now_s)
+  local got = redis.call("HMGET", KEYS[TASKS], "o:" .. id, "d:" .. id)
+  if got[1] ~= worker then
+    return 0
+  end
+  if not remove(ACTIVE, id) then
+    return 0
+  end
+  end_active(id, got[2], outcome, when_s, record, max_stored, now, now_s)
+  return 1
+end
+
+-- Whether a member that does not match the task's meta is an old entry of a
+-- task that lives on elsewhere (queued under its own member, or in another
+-- state).
+local function superseded(id, m)
+  local own = queued_member(id, m)
+  return (own and redis.call("ZSCORE", KEYS[QUEUED], own))
+    or score_in(SCHEDULED, id) or score_in(ACTIVE, id) or score_in(ERROR, id)
+end
+
+-- Make one member taken out of queued active for `worker` (appending id,
+-- payload and meta string to `out`), or deal with what is wrong with it (see
+-- finish_pop.lua); 1 if it became active, else 0.
+local function activate(member, worker, defer, now, now_s, out)
+  if not member_ok(member) then
+    report(member, QUEUED, "malformed queued entry (not time, sequence and id)", false)
+    return 0
+  end
+  local id = string.sub(member, MEMBER_PREFIX + 1)
+  local payload, raw = read_data(id)
+  local m, problem = check_meta(raw)
+  if not payload then
+    if not held(id, m) then
+      delete_task(id, m)
+    end
+    report(id, QUEUED, "its payload is missing", false)
+  elseif not m then
+    local message = "the task's metadata " .. problem
+    fail_unreadable(id, salvage_meta(raw), payload, message, now, now_s)
+    report(id, QUEUED, message, true)
+  elseif queued_member(id, m) ~= member then
+    if superseded(id, m) then
+      report(id, QUEUED, "stale queued entry (the task was queued again or moved on)", false)
+    else
+      local message = "the task's metadata (queued_at, seq) does not match its queued entry"
+      fail_unreadable(id, m, payload, message, now, now_s)
+      report(id, QUEUED, message, true)
+    end
+  else
+    local new = redis.call("ZADD", KEYS[ACTIVE], "NX", now_s, id)
+    if new == 1 then
+      added(ACTIVE, 1)
+      redis.call("HSET", KEYS[TASKS], "o:" .. id, worker)
+      out[#out + 1] = id
+      out[#out + 1] = payload
+      out[#out + 1] = raw
+      return 1
+    end
+    -- a twin is already active (unique task): scheduled instead
+    saw(ACTIVE, true)
+    local target = now + defer
+    local current = score_in(SCHEDULED, id)
+    if not current or tonumber(current) > target then
+      add(SCHEDULED, id, time_string(target))
+    end
+  end
+  return 0
+end
+
+-- Move up to `limit` queued tasks to active for `worker`, in pop order; the
+-- active ones are appended to `out` (id, payload, meta string). Members are
+-- taken out of queued a chunk at a time (one ZRANGE that looks one further,
+-- to know whether the zset is left empty, and one ZREM).
+local function pop_tasks(limit, worker, defer, now, now_s, out)
+  local popped = 0
+  while popped < limit do
+    local want = math.min(limit - popped, CHUNK)
+    local members = redis.call("ZRANGE", KEYS[QUEUED], 0, want)
+    local n = math.min(#members, want)
+    saw(QUEUED, n > 0)
+    if n == 0 then
+      left[QUEUED] = "empty"
+      break
+    end
+    local taken = { unpack(members, 1, n) }
+    redis.call("ZREM", KEYS[QUEUED], unpack(taken))
+    left[QUEUED] = #members > n and "nonempty" or "empty"
+    for _, member in ipairs(taken) do
+      popped = popped + activate(member, worker, defer, now, now_s, out)
+    end
+    if #members == n then
+      break
+    end
   end
 end
 

@@ -19,6 +19,18 @@
 local limit = tonumber(ARGV[3])
 local now, now_s = server_now()
 local due = redis.call("ZRANGEBYSCORE", KEYS[SCHEDULED], "-inf", now_s, "WITHSCORES", "LIMIT", 0, limit)
+if #due == 0 then
+  -- nothing due: the index forgets the queue only if nothing is scheduled
+  if redis.call("ZCARD", KEYS[SCHEDULED]) == 0 then
+    redis.call("SREM", KEYS[SCHEDULED + INDEX_OFFSET], QUEUE)
+  end
+  return { 0, 0 }
+end
+local ids = {}
+for i = 1, #due, 2 do
+  ids[#ids + 1] = due[i]
+end
+removed(SCHEDULED, redis.call("ZREM", KEYS[SCHEDULED], unpack(ids)))
 local moved = 0
 for i = 1, #due, 2 do
   local id, ts = due[i], due[i + 1]
@@ -29,7 +41,6 @@ for i = 1, #due, 2 do
   if m and (not due_at or due_at <= -1e10) then
     m, message = nil, "its due time " .. excerpt(ts) .. " cannot be a queued time"
   end
-  redis.call("ZREM", KEYS[SCHEDULED], id)
   if not m and (raw or payload) then
     fail_unreadable(id, salvage_meta(raw), payload, message, now, now_s)
     report(id, SCHEDULED, message, true)
@@ -42,8 +53,7 @@ for i = 1, #due, 2 do
     moved = moved + 1
   end
 end
-tidy(SCHEDULED)
-finish_notify()
+settle()
 local result = { moved, #dropped }
 for _, value in ipairs(dropped) do
   result[#result + 1] = value

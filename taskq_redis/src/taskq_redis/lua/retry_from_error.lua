@@ -24,5 +24,5 @@ if not pending(id, m) then
   queue_task(id, m, now_s)
 end
 write_data(id, m, payload)
-finish_notify()
+settle()
 return 1
