@@ -12,6 +12,7 @@ import redis
 from redis.crc import key_slot
 from redis_helpers import FAR, Q, drop_task_data, ids, read_data, req
 
+from taskq_core.broker import FinishRequest
 from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import STATES, State
 from taskq_redis import RedisBroker
@@ -178,6 +179,24 @@ def test_queues_lists_only_nonempty_queues_exactly(redis_broker: RedisBroker) ->
     b.finish("r1.x", "a", "w1", "done")
     assert b.queues(State.ACTIVE) == set()
     assert b.roots() == {"r1", "r2"}
+
+
+def test_expired_tasks_are_found_though_the_active_index_was_lost(
+    redis_broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """The active index SET deleted behind the broker's back while a worker
+    keeps the queue busy (its finish-and-pop calls never touch that index):
+    the run of a worker that died is still found by that worker's scan."""
+    b = redis_broker
+    b.enqueue_many([req(task_id) for task_id in ("lost", "a", "b")])
+    assert ids(b.pop(Q, 1, "dead", FAR)) == ["lost"]
+    assert ids(b.pop(Q, 1, "w1", FAR)) == ["a"]
+    redis_client.delete(b.layout.index(Q, State.ACTIVE))
+    b.expired_tasks(0.0, 10)  # an earlier scan of this worker
+    _ended, popped = b.finish_many_then_pop(Q, "w1", [FinishRequest("a", "done")], 1, FAR)
+    assert ids(popped) == ["b"]
+    assert Q not in b.queues(State.ACTIVE)
+    assert b.expired_tasks(b.time() + 1, 10) == [(Q, "lost"), (Q, "b")]
 
 
 # -- server clock -------------------------------------------------------------------

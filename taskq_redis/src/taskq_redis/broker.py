@@ -94,6 +94,8 @@ class RedisBroker(Broker):
         #: what the scripts dropped, until take_dropped() (the newest, if
         #: nobody asks)
         self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
+        #: the queues popped from since the last expired_tasks() (see there)
+        self._popped_queues: set[str] = set()
 
     @classmethod
     def from_options(
@@ -241,6 +243,8 @@ class RedisBroker(Broker):
         """End ``requests`` and pop up to ``limit`` tasks: one round trip (one
         script call per ``_RUN_CHUNK`` runs)."""
         calls = self._finish_pop_calls(queue, worker_id, requests, limit, defer_seconds)
+        if limit > 0:
+            self._popped_queues.add(queue)
         ended: list[bool] = []
         tasks: list[StoredTask] = []
         for raw in self.transport.run(calls):
@@ -307,9 +311,15 @@ class RedisBroker(Broker):
         return self._finish_pop(queue, worker_id, requests, limit, defer_seconds)
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
+        """Scans the queues of the active indexes, and those this broker popped
+        from since the last call: the scripts touch an index only when its zset
+        may have become empty or non-empty, so an index entry lost behind the
+        broker's back stays lost while a worker keeps a queue busy; that
+        worker's own scan still looks there."""
         if limit <= 0:
             return []
-        queues = sorted(self.queues(State.ACTIVE))
+        popped, self._popped_queues = self._popped_queues, set()
+        queues = sorted(self.queues(State.ACTIVE) | popped)
         if not queues:
             return []
         bound = f"({codec.num(older_than)}"
