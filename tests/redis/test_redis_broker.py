@@ -199,6 +199,27 @@ def test_expired_tasks_are_found_though_the_active_index_was_lost(
     assert b.expired_tasks(b.time() + 1, 10) == [(Q, "lost"), (Q, "b")]
 
 
+def test_stale_entry_taken_with_its_task_by_one_pop_is_dropped(
+    redis_broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """A stale queued entry that sorts before the task's own entry, both taken
+    by one pop: the stale entry is dropped with a report and the task is
+    popped (its own entry counts as queued until the pop looked at it)."""
+    b = redis_broker
+    b.enqueue_many([req("before"), req("a")])
+    _payload, meta = read_data(b, Q, "a")
+    assert meta is not None
+    parts = meta.split(b"|")
+    queued_at, seq = float(parts[3]), int(parts[4])
+    stale = f"{queued_at * 1_000_000:017.0f}{seq - 1:013d}a"
+    redis_client.zadd(b.layout.queue(Q).state(State.QUEUED), {stale: 0})
+    assert ids(b.pop(Q, 10, "w1", FAR)) == ["before", "a"]
+    dropped = b.take_dropped()
+    assert [(d.task_id, d.moved_to_error) for d in dropped] == [("a", False)]
+    assert "stale" in dropped[0].reason
+    assert b.queue_sizes(Q) == {**dict.fromkeys(STATES, 0), State.ACTIVE: 2}
+
+
 # -- server clock -------------------------------------------------------------------
 def test_times_come_from_the_server_clock(
     redis_broker: RedisBroker, monkeypatch: pytest.MonkeyPatch

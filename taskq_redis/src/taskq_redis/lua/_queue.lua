@@ -259,6 +259,18 @@ local function split_data(raw)
   return string.sub(raw, at + 1), meta
 end
 
+-- Fields of deleted tasks (delete_task), deleted by flush_deletes in one
+-- HDEL per CHUNK fields: before any write (write_data), before a pop reads
+-- what it found queued (finish_pop), at the latest in settle.
+local doomed = {}
+
+local function flush_deletes()
+  for i = 1, #doomed, CHUNK do
+    redis.call("HDEL", KEYS[TASKS], unpack(doomed, i, math.min(#doomed, i + CHUNK - 1)))
+  end
+  doomed = {}
+end
+
 -- The payload and meta string of a task (each nil when missing).
 local function read_data(id)
   return split_data(redis.call("HGET", KEYS[TASKS], "d:" .. id))
@@ -272,6 +284,7 @@ end
 -- Store the task's meta `m` with its payload (nil: the meta alone, the
 -- payload stays missing).
 local function write_data(id, m, payload)
+  flush_deletes() -- a write is never undone by an earlier delete
   local value = meta_string(m)
   if payload then
     value = value .. "\n" .. payload
@@ -444,33 +457,11 @@ local function held(id, m)
   return score_in(QUEUED, id, m) or score_in(SCHEDULED, id) or score_in(ACTIVE, id) or score_in(ERROR, id)
 end
 
--- The end of every script that changed something: bring each index SET in
--- line with its zset (a command only where it may be out of line), and
--- publish the queue name if a task was queued.
-local function settle()
-  for s = QUEUED, ERROR do
-    local state = left[s]
-    if state then
-      if state == "unknown" then
-        state = redis.call("ZCARD", KEYS[s]) > 0 and "nonempty" or "empty"
-      end
-      if state == "empty" then
-        redis.call("SREM", KEYS[s + INDEX_OFFSET], QUEUE)
-      elseif not held_at_start[s] then
-        redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
-      end
-    end
-  end
-  if notify then
-    redis.call("PUBLISH", CHANNEL, QUEUE)
-  end
-end
-
 -- -- executions and data ------------------------------------------------------
 
--- Delete the hash fields `fields` plus the stored execution records
--- first..last of a task, in as few HDELs as fit (CHUNK fields each).
-local function delete_fields(fields, id, first, last)
+-- Delete the stored execution records first..last of a task.
+local function drop_records(id, first, last)
+  local fields = {}
   for n = first, last do
     fields[#fields + 1] = "x:" .. id .. ":" .. n
     if #fields == CHUNK then
@@ -490,7 +481,7 @@ local function append_execution(id, m, record, max_stored)
   if max_stored ~= "" then
     local oldest_kept = m.count - tonumber(max_stored) + 1
     if m.first < oldest_kept then
-      delete_fields({}, id, m.first, oldest_kept - 1)
+      drop_records(id, m.first, oldest_kept - 1)
       m.first = oldest_kept
     end
   end
@@ -498,20 +489,49 @@ end
 
 -- Forget every record and the count (a successful run of a unique task).
 local function reset_executions(id, m)
-  delete_fields({}, id, m.first, m.count)
+  drop_records(id, m.first, m.count)
   m.count = 0
   m.first = 1
 end
 
--- Delete everything stored for a task (data, owner, records: one HDEL unless
--- it has more than CHUNK records); `m` nil: the records that an unreadable
--- meta still tells of.
+-- Delete everything stored for a task (data, owner, records; see doomed); `m`
+-- nil: the records that an unreadable meta still tells of.
 local function delete_task(id, m)
   if not m then
     local _, raw = read_data(id)
     m = salvage_meta(raw)
   end
-  delete_fields({ "d:" .. id, "o:" .. id }, id, m.first, m.count)
+  doomed[#doomed + 1] = "d:" .. id
+  doomed[#doomed + 1] = "o:" .. id
+  for n = m.first, m.count do
+    doomed[#doomed + 1] = "x:" .. id .. ":" .. n
+    if #doomed >= CHUNK then
+      flush_deletes()
+    end
+  end
+end
+
+-- The end of every script that changed something: bring each index SET in
+-- line with its zset (a command only where it may be out of line), and
+-- publish the queue name if a task was queued.
+local function settle()
+  flush_deletes()
+  for s = QUEUED, ERROR do
+    local state = left[s]
+    if state then
+      if state == "unknown" then
+        state = redis.call("ZCARD", KEYS[s]) > 0 and "nonempty" or "empty"
+      end
+      if state == "empty" then
+        redis.call("SREM", KEYS[s + INDEX_OFFSET], QUEUE)
+      elseif not held_at_start[s] then
+        redis.call("SADD", KEYS[s + INDEX_OFFSET], QUEUE)
+      end
+    end
+  end
+  if notify then
+    redis.call("PUBLISH", CHANNEL, QUEUE)
+  end
 end
 
 -- An execution record (msgpack, like the worker's) for a task failed here.
@@ -629,39 +649,74 @@ end
 
 -- -- the worker's moves -------------------------------------------------------
 
--- End the run of `id` owned by `worker` (see end_active); 1 if ended, 0
+-- End the run of `id` owned by `worker` (see end_active), given what its
+-- o:<id> and d:<id> held (read with others in one HMGET); 1 if ended, 0
 -- (nothing changed) when the id is not active or another worker owns it.
-local function finish_run(id, worker, outcome, when_s, record, max_stored, now, now_s)
-  local got = redis.call("HMGET", KEYS[TASKS], "o:" .. id, "d:" .. id)
-  if got[1] ~= worker then
+local function finish_run(id, worker, owner, data, outcome, when_s, record, max_stored, now, now_s)
+  if owner ~= worker then
     return 0
   end
   if not remove(ACTIVE, id) then
     return 0
   end
-  end_active(id, got[2], outcome, when_s, record, max_stored, now, now_s)
+  end_active(id, data, outcome, when_s, record, max_stored, now, now_s)
   return 1
 end
+
+-- A look at the head of queued: the first want + 1 members (one more than
+-- wanted, to know whether taking them leaves the zset empty), the ids of the
+-- first want (false: a malformed member) and, once read, their d:<id> values
+-- (data[i]; nil: not read yet, false: missing).
+local function peek_queued(want)
+  local members = redis.call("ZRANGE", KEYS[QUEUED], 0, want)
+  local n = math.min(#members, want)
+  local ids = {}
+  for i = 1, n do
+    ids[i] = member_ok(members[i]) and string.sub(members[i], MEMBER_PREFIX + 1)
+  end
+  return { members = members, n = n, ids = ids, data = {} }
+end
+
+-- Read the d:<id> values a peek still lacks, in one HMGET.
+local function read_peeked(head)
+  local fields, at = {}, {}
+  for i = 1, head.n do
+    if head.ids[i] and head.data[i] == nil then
+      fields[#fields + 1] = "d:" .. head.ids[i]
+      at[#at + 1] = i
+    end
+  end
+  if #fields > 0 then
+    local got = redis.call("HMGET", KEYS[TASKS], unpack(fields))
+    for k, i in ipairs(at) do
+      head.data[i] = got[k]
+    end
+  end
+end
+
+-- Members this pop took out of queued and has not looked at yet: to the
+-- checks below they are still queued.
+local unseen = {}
 
 -- Whether a member that does not match the task's meta is an old entry of a
 -- task that lives on elsewhere (queued under its own member, or in another
 -- state).
 local function superseded(id, m)
   local own = queued_member(id, m)
-  return (own and redis.call("ZSCORE", KEYS[QUEUED], own))
+  return (own and (unseen[own] or redis.call("ZSCORE", KEYS[QUEUED], own)))
     or score_in(SCHEDULED, id) or score_in(ACTIVE, id) or score_in(ERROR, id)
 end
 
--- Make one member taken out of queued active for `worker` (appending id,
--- payload and meta string to `out`), or deal with what is wrong with it (see
--- finish_pop.lua); 1 if it became active, else 0.
-local function activate(member, worker, defer, now, now_s, out)
-  if not member_ok(member) then
+-- Make one member taken out of queued (its id, false if malformed, and its
+-- d:<id> value) active for `worker`, appending id, payload and meta string to
+-- `out` and its owner field to `owners`; or deal with what is wrong with it
+-- (see finish_pop.lua). 1 if it became active, else 0.
+local function activate(member, id, data, worker, defer, now, now_s, out, owners)
+  if not id then
     report(member, QUEUED, "malformed queued entry (not time, sequence and id)", false)
     return 0
   end
-  local id = string.sub(member, MEMBER_PREFIX + 1)
-  local payload, raw = read_data(id)
+  local payload, raw = split_data(data)
   local m, problem = check_meta(raw)
   if not payload then
     if not held(id, m) then
@@ -684,7 +739,8 @@ local function activate(member, worker, defer, now, now_s, out)
     local new = redis.call("ZADD", KEYS[ACTIVE], "NX", now_s, id)
     if new == 1 then
       added(ACTIVE, 1)
-      redis.call("HSET", KEYS[TASKS], "o:" .. id, worker)
+      owners[#owners + 1] = "o:" .. id
+      owners[#owners + 1] = worker
       out[#out + 1] = id
       out[#out + 1] = payload
       out[#out + 1] = raw
@@ -702,29 +758,40 @@ local function activate(member, worker, defer, now, now_s, out)
 end
 
 -- Move up to `limit` queued tasks to active for `worker`, in pop order; the
--- active ones are appended to `out` (id, payload, meta string). Members are
--- taken out of queued a chunk at a time (one ZRANGE that looks one further,
--- to know whether the zset is left empty, and one ZREM).
-local function pop_tasks(limit, worker, defer, now, now_s, out)
+-- active ones are appended to `out` (id, payload, meta string). `head` is a
+-- peek_queued(min(limit, CHUNK)) taken already, or nil. Per chunk of members:
+-- one ZRANGE, one HMGET of their data, one ZREM; per task made active one
+-- ZADD; the owners in one HSET at the end.
+local function pop_tasks(limit, worker, defer, now, now_s, out, head)
+  local owners = {}
   local popped = 0
   while popped < limit do
-    local want = math.min(limit - popped, CHUNK)
-    local members = redis.call("ZRANGE", KEYS[QUEUED], 0, want)
-    local n = math.min(#members, want)
+    head = head or peek_queued(math.min(limit - popped, CHUNK))
+    read_peeked(head)
+    local n = head.n
     saw(QUEUED, n > 0)
     if n == 0 then
       left[QUEUED] = "empty"
       break
     end
-    local taken = { unpack(members, 1, n) }
+    local taken = { unpack(head.members, 1, n) }
     redis.call("ZREM", KEYS[QUEUED], unpack(taken))
-    left[QUEUED] = #members > n and "nonempty" or "empty"
-    for _, member in ipairs(taken) do
-      popped = popped + activate(member, worker, defer, now, now_s, out)
+    local more = #head.members > n
+    left[QUEUED] = more and "nonempty" or "empty"
+    for i = 1, n do
+      unseen[taken[i]] = true
     end
-    if #members == n then
+    for i = 1, n do
+      unseen[taken[i]] = nil
+      popped = popped + activate(taken[i], head.ids[i], head.data[i], worker, defer, now, now_s, out, owners)
+    end
+    head = nil
+    if not more then
       break
     end
+  end
+  for i = 1, #owners, 2 * CHUNK do
+    redis.call("HSET", KEYS[TASKS], unpack(owners, i, math.min(#owners, i + 2 * CHUNK - 1)))
   end
 end
 

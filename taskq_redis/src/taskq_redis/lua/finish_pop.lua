@@ -42,6 +42,9 @@
 --   * twin already active (unique task): moved to scheduled at
 --     min(existing due time, now + defer), not returned;
 --   * an error copy of the id stays in error, with its time and records.
+-- Commands: one HMGET reads every run's owner and data and the data of the
+-- tasks at the head of queued; the fields of the tasks that are done go in
+-- one HDEL, the owners of the tasks popped in one HSET (per 1000 each).
 -- Reads/writes: the ZSETs, the tasks HASH fields d:/o:/x:<id>, the index
 -- SETs, the counter (INCR, for a requeue); publishes the queue name when a
 -- run was requeued.
@@ -49,14 +52,57 @@
 local worker, limit, defer = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local runs = tonumber(ARGV[6])
 local now, now_s = server_now()
-local ended = {}
+
+-- One HMGET reads the owner and data of every run and the data of the tasks
+-- at the head of queued (peeked before the runs end).
+local fields = {}
+for i = 0, runs - 1 do
+  local id = ARGV[7 + 5 * i]
+  fields[#fields + 1] = "o:" .. id
+  fields[#fields + 1] = "d:" .. id
+end
+local head = nil
+if limit > 0 then
+  head = peek_queued(math.min(limit, CHUNK))
+  for i = 1, head.n do
+    if head.ids[i] then
+      fields[#fields + 1] = "d:" .. head.ids[i]
+    end
+  end
+end
+local got = {}
+if #fields > 0 then
+  got = redis.call("HMGET", KEYS[TASKS], unpack(fields))
+end
+
+local ended, ran = {}, {}
 for i = 0, runs - 1 do
   local at = 7 + 5 * i
-  ended[i + 1] = finish_run(ARGV[at], worker, ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], now, now_s)
+  local id = ARGV[at]
+  ran[id] = true
+  ended[i + 1] = finish_run(
+    id, worker, got[2 * i + 1], got[2 * i + 2], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], now, now_s
+  )
 end
+flush_deletes()
+
 local out = {}
 if limit > 0 then
-  pop_tasks(limit, worker, defer, now, now_s, out)
+  if left[QUEUED] then
+    head = nil -- a run queued a task: look again
+  else
+    -- the data read before the runs, except of ids a run changed
+    local k = 2 * runs
+    for i = 1, head.n do
+      if head.ids[i] then
+        k = k + 1
+        if not ran[head.ids[i]] then
+          head.data[i] = got[k]
+        end
+      end
+    end
+  end
+  pop_tasks(limit, worker, defer, now, now_s, out, head)
 end
 settle()
 local result = { ended, now_s, #dropped }
