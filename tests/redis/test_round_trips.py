@@ -109,7 +109,7 @@ def test_worker_spends_at_most_twelve_redis_commands_per_plain_task(
     tq: TaskQ, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The command budget of a plain successful task: at most 12 Redis
-    commands for the worker (its outcome and the next pop: 10) and 9 for
+    commands for the worker (its outcome and the next pop: 9) and 9 for
     ``delay``. Measured as the slope between a short and a long run."""
     monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
     short = _worker_commands(tq, redis_client, 10)
