@@ -3,8 +3,8 @@ Redis would hold them (Decision 19).
 
 A :class:`Corruption` is applied to a task already stored by the broker (in
 ``queued``, a due ``scheduled`` entry, or ``active`` with an expired heartbeat):
-it rewrites the payload (``d:<id>``), the meta string (``m:<id>``) or the state
-entries directly with redis-py. :data:`CORRUPTIONS` holds every kind (125):
+it rewrites the payload or the meta string (both kept in ``d:<id>``) or the
+state entries directly with redis-py. :data:`CORRUPTIONS` holds every kind (125):
 the payload kinds of ``tests/corrupt_data.py`` plus meta, entry and record
 kinds.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from redis_helpers import read_data, write_data
 
 from corrupt_data import payload_kinds
 from taskq_core.broker import EnqueueRequest
@@ -30,7 +32,7 @@ __all__ = [
     "place_task",
 ]
 
-#: the fields of the meta string ``m:<id>``, in order
+#: the fields of the meta string (kept in ``d:<id>`` before the payload), in order
 META_FIELDS = (
     "priority",
     "scheduled_at",
@@ -39,6 +41,7 @@ META_FIELDS = (
     "seq",
     "count",
     "first",
+    "twins",
 )
 #: where a corrupted task can be: queued, a due scheduled entry, or active
 #: with an expired heartbeat (its worker gone)
@@ -75,13 +78,14 @@ def _tasks_key(broker: RedisBroker, queue: str) -> str:
 
 def _set_payload(payload: bytes) -> Apply:
     def apply(broker: RedisBroker, queue: str, task_id: str) -> None:
-        broker.client.hset(_tasks_key(broker, queue), f"d:{task_id}", payload)
+        _old, meta = read_data(broker, queue, task_id)
+        write_data(broker, queue, task_id, payload, meta)
 
     return apply
 
 
 def _meta(broker: RedisBroker, queue: str, task_id: str) -> list[bytes]:
-    raw = broker.client.hget(_tasks_key(broker, queue), f"m:{task_id}")
+    _payload, raw = read_data(broker, queue, task_id)
     assert isinstance(raw, bytes), raw
     parts = raw.split(b"|")
     assert len(parts) == len(META_FIELDS), raw
@@ -94,24 +98,30 @@ def _set_field(field: str, value: bytes | Callable[[list[bytes]], bytes]) -> App
     def apply(broker: RedisBroker, queue: str, task_id: str) -> None:
         parts = _meta(broker, queue, task_id)
         parts[index] = value(parts) if callable(value) else value
-        broker.client.hset(_tasks_key(broker, queue), f"m:{task_id}", b"|".join(parts))
+        payload, _old = read_data(broker, queue, task_id)
+        write_data(broker, queue, task_id, payload, b"|".join(parts))
 
     return apply
 
 
 def _set_meta(raw: bytes | Callable[[bytes], bytes]) -> Apply:
     def apply(broker: RedisBroker, queue: str, task_id: str) -> None:
-        key = _tasks_key(broker, queue)
-        old = broker.client.hget(key, f"m:{task_id}")
+        payload, old = read_data(broker, queue, task_id)
         assert isinstance(old, bytes)
-        broker.client.hset(key, f"m:{task_id}", raw(old) if callable(raw) else raw)
+        write_data(broker, queue, task_id, payload, raw(old) if callable(raw) else raw)
 
     return apply
 
 
-def _delete(field: str) -> Apply:
+def _delete(part: str) -> Apply:
+    """Delete the payload (``"d"``) or the meta string (``"m"``) of a task."""
+
     def apply(broker: RedisBroker, queue: str, task_id: str) -> None:
-        broker.client.hdel(_tasks_key(broker, queue), f"{field}:{task_id}")
+        payload, meta = read_data(broker, queue, task_id)
+        if part == "d":
+            write_data(broker, queue, task_id, None, meta)
+        else:
+            write_data(broker, queue, task_id, payload, None)
 
     return apply
 
@@ -139,9 +149,9 @@ def _records(value: bytes) -> Apply:
         parts = _meta(broker, queue, task_id)
         parts[5] = b"1"
         parts[6] = b"1"
-        key = _tasks_key(broker, queue)
-        broker.client.hset(key, f"x:{task_id}:1", value)
-        broker.client.hset(key, f"m:{task_id}", b"|".join(parts))
+        broker.client.hset(_tasks_key(broker, queue), f"x:{task_id}:1", value)
+        payload, _old = read_data(broker, queue, task_id)
+        write_data(broker, queue, task_id, payload, b"|".join(parts))
 
     return apply
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
-from redis_helpers import FAR, Q, drop_task_data, ids, req
+from redis_helpers import FAR, Q, drop_task_data, ids, read_data, req
 
+from taskq_core.broker import FinishRequest
 from taskq_core.exceptions import QueueFullException, TaskNotFound
 from taskq_core.states import STATES, State
 from taskq_redis import RedisBroker
@@ -74,7 +75,7 @@ def test_keys_after_enqueue_match_the_documented_layout(
     }
     assert redis_client.smembers("taskq:roots") == {b"email"}
     fields = set(redis_client.hkeys("taskq:{email}:tasks:email.in"))
-    assert fields == {b"d:a", b"m:a"}
+    assert fields == {b"d:a"}
 
 
 def test_finished_tasks_leave_no_keys_behind(
@@ -180,6 +181,45 @@ def test_queues_lists_only_nonempty_queues_exactly(redis_broker: RedisBroker) ->
     assert b.roots() == {"r1", "r2"}
 
 
+def test_expired_tasks_are_found_though_the_active_index_was_lost(
+    redis_broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """The active index SET deleted behind the broker's back while a worker
+    keeps the queue busy (its finish-and-pop calls never touch that index):
+    the run of a worker that died is still found by that worker's scan."""
+    b = redis_broker
+    b.enqueue_many([req(task_id) for task_id in ("lost", "a", "b")])
+    assert ids(b.pop(Q, 1, "dead", FAR)) == ["lost"]
+    assert ids(b.pop(Q, 1, "w1", FAR)) == ["a"]
+    redis_client.delete(b.layout.index(Q, State.ACTIVE))
+    b.expired_tasks(0.0, 10)  # an earlier scan of this worker
+    _ended, popped = b.finish_many_then_pop(Q, "w1", [FinishRequest("a", "done")], 1, FAR)
+    assert ids(popped) == ["b"]
+    assert Q not in b.queues(State.ACTIVE)
+    assert b.expired_tasks(b.time() + 1, 10) == [(Q, "lost"), (Q, "b")]
+
+
+def test_stale_entry_taken_with_its_task_by_one_pop_is_dropped(
+    redis_broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """A stale queued entry that sorts before the task's own entry, both taken
+    by one pop: the stale entry is dropped with a report and the task is
+    popped (its own entry counts as queued until the pop looked at it)."""
+    b = redis_broker
+    b.enqueue_many([req("before"), req("a")])
+    _payload, meta = read_data(b, Q, "a")
+    assert meta is not None
+    parts = meta.split(b"|")
+    queued_at, seq = float(parts[3]), int(parts[4])
+    stale = f"{queued_at * 1_000_000:017.0f}{seq - 1:013d}a"
+    redis_client.zadd(b.layout.queue(Q).state(State.QUEUED), {stale: 0})
+    assert ids(b.pop(Q, 10, "w1", FAR)) == ["before", "a"]
+    dropped = b.take_dropped()
+    assert [(d.task_id, d.moved_to_error) for d in dropped] == [("a", False)]
+    assert "stale" in dropped[0].reason
+    assert b.queue_sizes(Q) == {**dict.fromkeys(STATES, 0), State.ACTIVE: 2}
+
+
 # -- server clock -------------------------------------------------------------------
 def test_times_come_from_the_server_clock(
     redis_broker: RedisBroker, monkeypatch: pytest.MonkeyPatch
@@ -218,10 +258,9 @@ def test_update_scheduled_time_leaves_stored_payload_bytes_identical(
     payload = b'{"args": [], "kwargs": {}, "t": 1795437461.2412539}\x00\xff\xfe'
     b = redis_broker
     b.enqueue(req("a", payload=payload, when=b.time() + FAR))
-    tasks_key = b.layout.queue(Q).tasks
-    before = redis_client.hget(tasks_key, "d:a")
+    before, _meta = read_data(b, Q, "a")
     b.update_scheduled_time(Q, "a", b.time() + 2 * FAR)
-    assert redis_client.hget(tasks_key, "d:a") == before == payload
+    assert read_data(b, Q, "a")[0] == before == payload
 
 
 def test_large_payload_round_trips(redis_broker: RedisBroker) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_helpers import read_data, write_data
 
 from taskq_core import State, Task
 from taskq_core.serialization import pack, unpack
@@ -118,11 +119,10 @@ def workers(
 def rewrite(tq: Any, task: Task, **changes: Any) -> None:
     """Change fields of a stored task's payload with the raw Redis client."""
     broker = tq.broker
-    key = broker.layout.queue(task.queue).tasks
-    field = f"d:{task.id}"
-    data = unpack(broker.client.hget(key, field))
+    payload, meta = read_data(broker, task.queue, task.id)
+    data = unpack(payload)
     data.update(changes)
-    broker.client.hset(key, field, pack(data))
+    write_data(broker, task.queue, task.id, pack(data), meta)
 
 
 def refused_record(tq: Any, task: Task) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from taskq_redis._meta import MAX_PRIORITY, MIN_PRIORITY, parse_meta
 
 __all__ = [
     "decode_execution",
-    "decoded_pop",
+    "decoded_finish_pop",
     "decoded_read",
     "dropped_entries",
     "encode_execution",
@@ -42,6 +42,7 @@ __all__ = [
     "id_text",
     "milliseconds",
     "num",
+    "split_data",
     "text",
 ]
 
@@ -103,8 +104,8 @@ def end_args(
     execution: Execution | None,
     max_stored_executions: int | None,
 ) -> tuple[str, str, bytes | str, str]:
-    """The outcome, when, record and cap arguments of ``finish.lua`` and
-    ``recover_expired.lua``."""
+    """The outcome, when, record and cap arguments of a run ended by
+    ``finish_pop.lua`` or ``recover_expired.lua``."""
     if outcome not in _OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     if max_stored_executions is not None and max_stored_executions < 0:
@@ -118,6 +119,18 @@ def end_args(
 
 
 # -- replies ---------------------------------------------------------------------------
+def split_data(raw: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """The payload and the meta string of a stored ``d:<id>`` value (the meta,
+    a newline, the payload), each ``None`` when missing, read as
+    ``split_data`` in ``lua/_queue.lua`` reads it."""
+    if raw is None:
+        return None, None
+    meta, newline, payload = raw.partition(b"\n")
+    if not newline:
+        return None, raw
+    return payload, meta or None
+
+
 def text(value: bytes | str) -> str:
     """A reply that is text (a queue name, a state)."""
     return value.decode("utf-8") if isinstance(value, bytes) else value
@@ -166,14 +179,18 @@ def dropped_entries(queue: str, raw: Sequence[Any]) -> list[DroppedTask]:
     ]
 
 
-def decoded_pop(queue: str, raw: Any) -> tuple[list[DroppedTask], list[StoredTask]]:
-    """The ``{now, n, dropped..., id, payload, meta, ...}`` reply of
-    ``pop.lua``: what it dropped, and the tasks now active."""
-    now = float(raw[0])
-    n_dropped = int(raw[1])
-    dropped = dropped_entries(queue, raw[2 : 2 + n_dropped])
+def decoded_finish_pop(
+    queue: str, raw: Any
+) -> tuple[list[bool], list[DroppedTask], list[StoredTask]]:
+    """The ``{ended, now, n, dropped..., id, payload, meta, ...}`` reply of
+    ``finish_pop.lua``: which runs were ended, what the pop dropped, and the
+    tasks now active."""
+    ended = [bool(int(flag)) for flag in raw[0]]
+    now = float(raw[1])
+    n_dropped = int(raw[2])
+    dropped = dropped_entries(queue, raw[3 : 3 + n_dropped])
     tasks: list[StoredTask] = []
-    for i in range(2 + n_dropped, len(raw), 3):
+    for i in range(3 + n_dropped, len(raw), 3):
         meta = parse_meta(raw[i + 2])
         tasks.append(
             StoredTask(
@@ -189,7 +206,7 @@ def decoded_pop(queue: str, raw: Any) -> tuple[list[DroppedTask], list[StoredTas
                 meta_error=meta.problem,
             )
         )
-    return dropped, tasks
+    return ended, dropped, tasks
 
 
 def decoded_read(queue: str, state: State, raw: Any) -> tuple[int, list[StoredTask]]:

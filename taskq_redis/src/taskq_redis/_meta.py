@@ -1,8 +1,9 @@
 """Reading a task's meta string back, with the rules the scripts use.
 
 The scripts keep, per task, the meta string
-``priority|scheduled_at|time_last_queued|queued_at|seq|count|first``
-(``m:<id>`` in the tasks hash; ``lua/_queue.lua`` describes it). Stored data
+``priority|scheduled_at|time_last_queued|queued_at|seq|count|first|twins``
+(before the payload in ``d:<id>`` of the tasks hash; ``lua/_queue.lua``
+describes it). Stored data
 may be damaged, so it is read with the same rules as ``check_meta`` in
 ``lua/_queue.lua``, and never raises: what cannot be read is named.
 """
@@ -20,6 +21,8 @@ MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
 #: at most this many stored execution records between ``first`` and ``count``
 _MAX_RECORDS = 1_000_000
+#: fields of a meta string
+_FIELDS = 8
 _INT = re.compile(rb"-?[0-9]+")
 _NUMBER = re.compile(rb"[0-9.eE+-]+")
 
@@ -55,8 +58,8 @@ def _meta_number(raw: bytes) -> float | None:
 
 
 def _meta_problem(parts: list[bytes]) -> str | None:
-    """What is wrong with the seven fields of a meta string, or ``None``."""
-    priority, scheduled_at, last_queued, queued_at, seq, count, first = parts
+    """What is wrong with the eight fields of a meta string, or ``None``."""
+    priority, scheduled_at, last_queued, queued_at, seq, count, first, twins = parts
     number = _meta_int(priority)
     if number is None or abs(number) > MAX_PRIORITY:
         return f"field 'priority' is not an integer in -1000..1000: {_excerpt(priority)}"
@@ -77,6 +80,8 @@ def _meta_problem(parts: list[bytes]) -> str | None:
         return f"field 'count' is not an integer >= 0: {_excerpt(count)}"
     if n_first is None or not 1 <= n_first <= n_count + 1 or n_count - n_first >= _MAX_RECORDS:
         return f"field 'first' is not a record number in 1..count+1: {_excerpt(first)}"
+    if twins not in (b"0", b"1"):
+        return f"field 'twins' is not 0 or 1: {_excerpt(twins)}"
     return None
 
 
@@ -86,9 +91,9 @@ def parse_meta(raw: bytes | None) -> Meta:
     if not raw:
         return Meta(problem="the task's metadata is missing")
     parts = raw.split(b"|")
-    if len(parts) != 7:
+    if len(parts) != _FIELDS:
         return Meta(
-            problem=f"the task's metadata is not 7 fields separated by '|': {_excerpt(raw)}"
+            problem=f"the task's metadata is not {_FIELDS} fields separated by '|': {_excerpt(raw)}"
         )
     problem = _meta_problem(parts)
     priority = _meta_int(parts[0])

@@ -20,8 +20,7 @@ __all__ = ["QUEUE_SCRIPTS", "STANDALONE_SCRIPTS", "Script", "ScriptSet", "lua_so
 #: Scripts that receive the queue key set and get the prelude.
 QUEUE_SCRIPTS = (
     "enqueue",
-    "pop",
-    "finish",
+    "finish_pop",
     "recover_expired",
     "drop_expired_missing",
     "heartbeat",

@@ -38,6 +38,8 @@ __all__ = ["MAX_PRIORITY", "MIN_PRIORITY", "RedisBroker", "setup_warnings"]
 
 _PURGE_CHUNK = 1000
 _PIPELINE_CHUNK = 1000
+#: runs ended by one finish_pop script call
+_RUN_CHUNK = 1000
 _MIN_SERVER = (6, 2)
 #: dropped entries kept for take_dropped()
 _DROPPED_KEPT = 10_000
@@ -92,6 +94,8 @@ class RedisBroker(Broker):
         #: what the scripts dropped, until take_dropped() (the newest, if
         #: nobody asks)
         self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
+        #: the queues popped from since the last expired_tasks() (see there)
+        self._popped_queues: set[str] = set()
 
     @classmethod
     def from_options(
@@ -204,15 +208,57 @@ class RedisBroker(Broker):
         return results
 
     # -- worker side -----------------------------------------------------------------------
+    def _finish_pop_calls(
+        self,
+        queue: str,
+        worker_id: str,
+        requests: Sequence[FinishRequest],
+        limit: int,
+        defer_seconds: float,
+    ) -> list[Call]:
+        """``finish_pop`` calls ending ``requests`` (at most ``_RUN_CHUNK`` runs
+        per script, in order), the last one popping up to ``limit`` tasks."""
+        chunks = [
+            requests[start : start + _RUN_CHUNK] for start in range(0, len(requests), _RUN_CHUNK)
+        ] or [[]]
+        defer = codec.num(defer_seconds)
+        calls = []
+        for number, chunk in enumerate(chunks, start=1):
+            args: list[Any] = [worker_id, int(limit) if number == len(chunks) else 0, defer]
+            args.append(len(chunk))
+            for r in chunk:
+                args.append(r.task_id)
+                args.extend(codec.end_args(r.outcome, r.when, r.execution, r.max_stored_executions))
+            calls.append(self._queue_call("finish_pop", queue, *args))
+        return calls
+
+    def _finish_pop(
+        self,
+        queue: str,
+        worker_id: str,
+        requests: Sequence[FinishRequest],
+        limit: int,
+        defer_seconds: float,
+    ) -> tuple[list[bool], list[StoredTask]]:
+        """End ``requests`` and pop up to ``limit`` tasks: one round trip (one
+        script call per ``_RUN_CHUNK`` runs)."""
+        calls = self._finish_pop_calls(queue, worker_id, requests, limit, defer_seconds)
+        if limit > 0:
+            self._popped_queues.add(queue)
+        ended: list[bool] = []
+        tasks: list[StoredTask] = []
+        for raw in self.transport.run(calls):
+            flags, dropped, popped = codec.decoded_finish_pop(queue, raw)
+            ended += flags
+            self._dropped.extend(dropped)
+            tasks += popped
+        return ended, tasks
+
     def pop(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> list[StoredTask]:
         """One script: up to ``limit`` tasks with their payloads."""
         if limit <= 0:
             return []
-        raw = self.transport.one(self._pop_call(queue, limit, worker_id, defer_seconds))
-        return self._popped(queue, raw)
-
-    def _pop_call(self, queue: str, limit: int, worker_id: str, defer_seconds: float) -> Call:
-        return self._queue_call("pop", queue, int(limit), worker_id, codec.num(defer_seconds))
+        return self._finish_pop(queue, worker_id, [], limit, defer_seconds)[1]
 
     def take_dropped(self) -> list[DroppedTask]:
         """The entries pop and move_due dropped or moved to error since the
@@ -221,11 +267,6 @@ class RedisBroker(Broker):
         while self._dropped:
             dropped.append(self._dropped.popleft())
         return dropped
-
-    def _popped(self, queue: str, raw: Any) -> list[StoredTask]:
-        dropped, tasks = codec.decoded_pop(queue, raw)
-        self._dropped.extend(dropped)
-        return tasks
 
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         if not task_ids:
@@ -257,21 +298,16 @@ class RedisBroker(Broker):
         execution: Execution | None = None,
         max_stored_executions: int | None = None,
     ) -> bool:
-        args = codec.end_args(outcome, when, execution, max_stored_executions)
-        return bool(self._queue_script("finish", queue, task_id, worker_id, *args))
-
-    def _finish_call(self, queue: str, worker_id: str, r: FinishRequest) -> Call:
-        args = codec.end_args(r.outcome, r.when, r.execution, r.max_stored_executions)
-        return self._queue_call("finish", queue, r.task_id, worker_id, *args)
+        request = FinishRequest(task_id, outcome, when, execution, max_stored_executions)
+        return self._finish_pop(queue, worker_id, [request], 0, 0.0)[0][0]
 
     def finish_many(
         self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
     ) -> list[bool]:
-        """Every finish in one pipeline: one round trip, each script atomic."""
+        """Every finish in one round trip (one script per 1000), each atomic."""
         if not requests:
             return []
-        calls = [self._finish_call(queue, worker_id, r) for r in requests]
-        return [bool(result) for result in self.transport.run(calls)]
+        return self._finish_pop(queue, worker_id, requests, 0, 0.0)[0]
 
     def finish_many_then_pop(
         self,
@@ -281,19 +317,22 @@ class RedisBroker(Broker):
         limit: int,
         defer_seconds: float,
     ) -> tuple[list[bool], list[StoredTask]]:
-        """The finishes and the next pop in one pipeline (one round trip); each
-        script is atomic and they run in this order."""
+        """The finishes and the next pop in one round trip, in this order: one
+        script ends the runs and pops (per 1000 runs one script more)."""
         if limit <= 0:
             return self.finish_many(queue, worker_id, requests), []
-        calls = [self._finish_call(queue, worker_id, r) for r in requests]
-        calls.append(self._pop_call(queue, limit, worker_id, defer_seconds))
-        results = self.transport.run(calls)
-        return [bool(r) for r in results[:-1]], self._popped(queue, results[-1])
+        return self._finish_pop(queue, worker_id, requests, limit, defer_seconds)
 
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
+        """Scans the queues of the active indexes, and those this broker popped
+        from since the last call: the scripts touch an index only when its zset
+        may have become empty or non-empty, so an index entry lost behind the
+        broker's back stays lost while a worker keeps a queue busy; that
+        worker's own scan still looks there."""
         if limit <= 0:
             return []
-        queues = sorted(self.queues(State.ACTIVE))
+        popped, self._popped_queues = self._popped_queues, set()
+        queues = sorted(self.queues(State.ACTIVE) | popped)
         if not queues:
             return []
         bound = f"({codec.num(older_than)}"
@@ -438,14 +477,9 @@ class RedisBroker(Broker):
         )
 
     def executions_count(self, queue: str, task_id: str) -> int:
-        tasks_key = self.layout.queue(queue).tasks
-        exists, meta = self.transport.run(
-            [
-                Call("hexists", (tasks_key, f"d:{task_id}")),
-                Call("hget", (tasks_key, f"m:{task_id}")),
-            ]
-        )
-        if not exists:
+        raw = self.transport.one(Call("hget", (self.layout.queue(queue).tasks, f"d:{task_id}")))
+        payload, meta = codec.split_data(raw)
+        if payload is None:
             raise TaskNotFound(f"task {task_id!r} of queue {queue!r} has no data")
         return parse_meta(meta).executions_count
 

@@ -16,4 +16,5 @@ local m = get_meta(id)
 if not held(id, m) then
   delete_task(id, m)
 end
+settle()
 return 1

@@ -6,7 +6,7 @@
 --   [4] older_than (epoch seconds).
 -- Returns 1 when the id was removed from active, 0 (nothing changes) when it
 -- is not active, its last heartbeat is not before older_than (its worker is
--- alive), or its payload d:<id> exists.
+-- alive), or its payload (in d:<id>) exists.
 -- Effects: the id leaves active (and the active index once that is empty)
 -- and its owner o:<id> is deleted; its meta and records too, unless another
 -- state still holds the id.
@@ -17,7 +17,7 @@ local score = score_in(ACTIVE, id)
 if not score or tonumber(score) >= older_than then
   return 0
 end
-if redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 1 then
+if read_data(id) then
   return 0
 end
 remove(ACTIVE, id)
@@ -26,4 +26,5 @@ local m = get_meta(id)
 if not held(id, m) then
   delete_task(id, m)
 end
+settle()
 return 1

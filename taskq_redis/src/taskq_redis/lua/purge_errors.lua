@@ -20,12 +20,12 @@ local ids = redis.call("ZRANGEBYSCORE", KEYS[ERROR], "-inf", max, "LIMIT", 0, ch
 if #ids == 0 then
   return 0
 end
-redis.call("ZREM", KEYS[ERROR], unpack(ids))
+removed(ERROR, redis.call("ZREM", KEYS[ERROR], unpack(ids)))
 for _, id in ipairs(ids) do
   local m = get_meta(id)
   if not held(id, m) then
     delete_task(id, m)
   end
 end
-tidy(ERROR)
+settle()
 return #ids

@@ -10,7 +10,7 @@
 -- id, ...}: total = ZCARD of the state; then, for each id in the state (in
 -- ascending time order for "range", for queued too: by queued time, then
 -- first in; ids not in the state are left out for "ids"), its time (queued: the
--- queued time from the meta), "1"/"0" whether d:<id> exists, the payload
+-- queued time from the meta), "1"/"0" whether its payload exists, the payload
 -- ("" when missing), the meta string ("" when missing) and its newest n
 -- records, oldest first. Nothing read is trusted: a malformed queued member
 -- is listed as an id of its own with no data (time 0); a queued task whose
@@ -99,18 +99,18 @@ else
 end
 for _, entry in ipairs(entries) do
   local id, score = entry[1], entry[2]
-  local data = redis.call("HMGET", KEYS[TASKS], "d:" .. id, "m:" .. id)
-  local m = parse_meta(data[2])
+  local payload, raw = read_data(id)
+  local m = parse_meta(raw)
   if state == QUEUED and m and m.queued_at ~= "" then
     score = m.queued_at
   end
   -- an unreadable meta still shows the records it tells of
-  m = m or salvage_meta(data[2])
+  m = m or salvage_meta(raw)
   out[#out + 1] = id
   out[#out + 1] = score
-  out[#out + 1] = data[1] and "1" or "0"
-  out[#out + 1] = data[1] or ""
-  out[#out + 1] = data[2] or ""
+  out[#out + 1] = payload and "1" or "0"
+  out[#out + 1] = payload or ""
+  out[#out + 1] = raw or ""
   local records = {}
   if n_exec > 0 and m.count >= m.first then
     local fields = {}

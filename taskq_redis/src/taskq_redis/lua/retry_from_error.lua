@@ -7,18 +7,22 @@
 -- its data is missing. When a pending copy of a unique task exists, the
 -- error copy is just dropped (the pending copy keeps its time); else the
 -- task is queued now and the queue name published.
--- Reads/writes: the ZSETs, tasks HASH field m:<id>, the index SETs, counter.
+-- Reads/writes: the ZSETs, tasks HASH field d:<id>, the index SETs, counter.
 
 local id = ARGV[3]
-if not score_in(ERROR, id) or redis.call("HEXISTS", KEYS[TASKS], "d:" .. id) == 0 then
+if not score_in(ERROR, id) then
+  return 0
+end
+local payload, raw = read_data(id)
+if not payload then
   return 0
 end
 remove(ERROR, id)
 local _, now_s = server_now()
-local m = get_meta_or_new(id)
+local m = parse_meta(raw) or salvage_meta(raw)
 if not pending(id, m) then
   queue_task(id, m, now_s)
 end
-set_meta(id, m)
-finish_notify()
+write_data(id, m, payload)
+settle()
 return 1
