@@ -500,8 +500,11 @@ def main() -> None:
         ):
             for round_no in range(rounds):  # interleaved: each round runs every mode once
                 for mode in mode_list:
+                    done = runs.setdefault((mode.name, workload), [])
+                    if any(r["status"] != "ok" for r in done):
+                        continue  # failed once: not again, so the run stays bounded
                     row = bench.throughput(mode, workload)
-                    runs.setdefault((mode.name, workload), []).append(row)
+                    done.append(row)
                     print(
                         f"[{time.monotonic() - began:6.0f} s] {workload} round {round_no + 1}: "
                         f"{mode.name}: {row.get('per_s', row['status'])}",
@@ -511,6 +514,8 @@ def main() -> None:
         latency: dict[str, dict[str, Any]] = {}
         if not args.no_latency:
             for mode in runnable:
+                if runs[(mode.name, "noop")][-1]["status"] != "ok":
+                    continue
                 latency[mode.name] = bench.latency(mode)
                 print(f"latency {mode.name}: {latency[mode.name]}", file=sys.stderr, flush=True)
         memory = {label: bench.memory_per_task(agent) for label, agent in agents.items()}
