@@ -27,19 +27,19 @@ of them should see the others' packages in its RSS.
 
 from __future__ import annotations
 
+# only what every system needs: the agent's imports count in each worker's RSS
 import argparse
-import importlib.abc
-import importlib.machinery
 import json
-import mmap
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from importlib.metadata import version
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing would add to the RSS of some peers
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 QUEUE = "bench"
 #: the distribution of each system, for ``versions``
@@ -75,6 +75,8 @@ class SendCounter:
     SLOTS = 1024
 
     def __init__(self) -> None:
+        import mmap
+
         self._memory = mmap.mmap(-1, 8 * self.SLOTS)  # anonymous, shared with children
         self._counts = memoryview(self._memory).cast("q")
         self._counts[0] = 2  # the next slot for a child; slot 1 is this process's
@@ -132,7 +134,7 @@ def _count_async_sends(counter: SendCounter, module: Any) -> None:
     cls.send_packed_command = send_packed_command
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
+class _PatchOnImport:
     """Counts the sends of ``redis.asyncio`` too, should taskq import it,
     without importing it here (it would add to the worker's RSS)."""
 
@@ -144,7 +146,9 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != self.NAME:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return None
         loader, counter = spec.loader, self.counter
@@ -406,6 +410,8 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {}
     if args.action == "versions":
+        from importlib.metadata import version
+
         out = {"version": version(DISTRIBUTIONS[args.system]), "redis_py": version("redis")}
         print("BENCH " + json.dumps(out), flush=True)
         return
