@@ -259,6 +259,7 @@ class Bench:
             "batch": mode.batch,
             "workload": workload,
             "tasks": n,
+            "load_average": round(os.getloadavg()[0], 2),  # the machine's, at the start
         }
         client.flushall()
         client.config_resetstat()
@@ -379,6 +380,7 @@ NUMERIC = (
     "round_trips_per_task",
     "rss_mib",
     "children_rss_mib",
+    "load_average",
 )
 
 
@@ -463,7 +465,7 @@ def main() -> None:
     parser.add_argument("--systems", default="", help="only these (comma-separated labels)")
     parser.add_argument("--no-latency", action="store_true")
     args = parser.parse_args()
-    began = time.monotonic()
+    began, load_before = time.monotonic(), os.getloadavg()
     concurrency = parse_concurrency(args.concurrency)
     only = set(filter(None, args.systems.split(",")))
     with start_redis_server() as server:
@@ -530,6 +532,7 @@ def main() -> None:
         python=platform.python_version(),
         versions=versions,
         cpus=os.cpu_count(),
+        load_average_before=load_before,
         load_average_after=os.getloadavg(),
         seconds=round(time.monotonic() - began),
         options={k: v for k, v in vars(args).items() if not k.endswith("_python")},
@@ -801,7 +804,11 @@ def print_report(
     print("Targets of the concurrency issue, as measured:")
     for line in report["targets"]:
         print(f"- {line}")
-    print(f"\n{report['seconds']} s in all; load average after: {report['load_average_after']}")
+    before, after = (
+        ", ".join(f"{x:.2f}" for x in report[key])
+        for key in ("load_average_before", "load_average_after")
+    )
+    print(f"\n{report['seconds']} s in all; load average before: {before}, after: {after}")
 
 
 if __name__ == "__main__":
