@@ -246,6 +246,8 @@ class Bench:
     def tasks_for(self, mode: Mode, workload: str) -> int:
         if workload == "sleep":
             return self.args.sleep_tasks if mode.concurrency > 1 else self.args.sleep_serial_tasks
+        if mode.batch > 1:
+            return self.args.batch_tasks
         if mode.executor == "fork" and mode.concurrency == 1:
             return self.args.fork_tasks
         return self.args.tasks
@@ -444,6 +446,9 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=2000, help="no-op tasks per run")
     parser.add_argument("--fork-tasks", type=int, default=500, help="no-op tasks per fork -c 1 run")
+    parser.add_argument(
+        "--batch-tasks", type=int, default=5000, help="no-op tasks per BATCH_QUEUES run"
+    )
     parser.add_argument("--sleep-tasks", type=int, default=1000, help="20 ms tasks per run, -c N")
     parser.add_argument(
         "--sleep-serial-tasks", type=int, default=200, help="20 ms tasks per run, -c 1"
