@@ -461,7 +461,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of no-op runs (median)")
     parser.add_argument("--sleep-repeat", type=int, default=2, help="rounds of 20 ms runs (median)")
     parser.add_argument("--batch", type=int, default=50, help="BATCH_QUEUES size of the batch runs")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds per run at most")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds per run at most")
     parser.add_argument(
         "--concurrency",
         default=DEFAULT_CONCURRENCY,
