@@ -719,8 +719,9 @@ def targets(
         huey = find("huey", "threads", 8)
         if latency.get("status") == "ok":
             huey_p50 = huey.get("latency", {}).get("p50_ms") if huey else None
+            huey_text = f"{huey_p50} ms" if huey_p50 is not None else "not measured"
             lines.append(
-                f"latency, sync -c 1: p50 {latency['p50_ms']} ms (target: Huey's, {huey_p50} ms), "
+                f"latency, sync -c 1: p50 {latency['p50_ms']} ms (target: Huey's, {huey_text}), "
                 f"p99 {latency['p99_ms']} ms (target 5 ms)"
             )
     return lines
