@@ -238,10 +238,10 @@ def stop(proc: subprocess.Popen[bytes], sampler: Sampler, graceful: float = 15) 
 
 class Bench:
     def __init__(
-        self, client: redis.Redis, agents: dict[str, Agent], args: argparse.Namespace
+        self, client: redis.Redis, agents: dict[str, Agent], args: argparse.Namespace, tmp: str
     ) -> None:
         self.client, self.agents, self.args = client, agents, args
-        self.tmp = Path(tempfile.mkdtemp(prefix="taskq-bench-"))
+        self.tmp = Path(tmp)  # the files tasks record in, and the workers' output
 
     def tasks_for(self, mode: Mode, workload: str) -> int:
         if workload == "sleep":
@@ -473,7 +473,10 @@ def main() -> None:
     began, load_before = time.monotonic(), os.getloadavg()
     concurrency = parse_concurrency(args.concurrency)
     only = set(filter(None, args.systems.split(",")))
-    with start_redis_server() as server:
+    with (
+        start_redis_server() as server,
+        tempfile.TemporaryDirectory(prefix="taskq-bench-") as tmp,
+    ):
         client = redis.Redis.from_url(server.url)
         agents = {"taskq": Agent("taskq", sys.executable, server.url)}
         if args.baseline_python:
@@ -499,7 +502,7 @@ def main() -> None:
                 if label.startswith("taskq") or label == "tasktiger"
                 for e in ("sync", "fork")
             ]
-        bench = Bench(client, agents, args)
+        bench = Bench(client, agents, args, tmp)
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for workload, rounds, mode_list in (
             ("noop", args.repeat, runnable + batch_modes),
