@@ -4,7 +4,7 @@
 session per distribution (core plus only that plugin, so a missing dependency
 declaration cannot hide). ``nox -s tests`` runs the whole suite in one
 environment; ``nox -s demo`` runs a worker on example tasks; ``nox -s bench``
-measures speed against TaskTiger.
+measures the worker beside TaskTiger, Dramatiq, Huey and SAQ.
 """
 
 from __future__ import annotations
@@ -110,31 +110,46 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py", *session.posargs)
 
 
+#: the peers of the benchmark, each in a virtualenv of its own (versions checked
+#: with `pip index versions`); TaskTiger pins redis<5, taskq-redis needs redis>=5
+BENCH_PEERS = {
+    "tasktiger": ["tasktiger==0.26.3"],
+    "dramatiq": ["dramatiq[redis]==2.2.1"],
+    "huey": ["huey==3.5.4", "redis==8.2.0"],
+    # saq 0.26.4 imports typing_extensions without declaring it
+    "saq": ["saq[redis]==0.26.4", "typing_extensions==4.16.0"],
+}
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Measure throughput and Redis commands per task, side by side with TaskTiger.
+    """Measure taskq's worker beside TaskTiger, Dramatiq, Huey and SAQ (bench/README.md).
 
     With TASKQ_BENCH_BASELINE=<git revision>, that build of taskq is measured in
     the same run too (as taskq@base), so a change can be compared with main."""
-    session.install(*ALL, *REDIS_SERVER)
-    # TaskTiger pins redis<5 while taskq-redis needs redis>=5: give it its own environment
-    tiger = f"{session.virtualenv.location}-tasktiger"
-    session.run("python", "-m", "venv", "--clear", tiger)
-    session.run(
-        f"{tiger}/bin/python", "-m", "pip", "install", "-q", "tasktiger==0.26.3", external=True
-    )
+    # taskq as a Redis user installs it: the plugins of other distributions
+    # would be loaded by the worker and show in its RSS
+    session.install("-e", "taskq_core", "-e", "taskq_redis", *REDIS_SERVER)
+    peers: list[str] = []
+    for name, packages in BENCH_PEERS.items():
+        peers += [f"--{name}-python", _peer_python(session, name, packages)]
     extra: list[str] = []
     baseline = os.environ.get("TASKQ_BENCH_BASELINE")
     if baseline:  # a git revision of taskq, measured in the same run as taskq@base
         extra = ["--baseline-python", _baseline_python(session, baseline)]
-    session.run(
-        "python",
-        "bench/run.py",
-        "--tasktiger-python",
-        f"{tiger}/bin/python",
-        *extra,
-        *session.posargs,
+    session.run("python", "bench/run.py", *peers, *extra, *session.posargs)
+
+
+def _peer_python(session: nox.Session, name: str, packages: list[str]) -> str:
+    """A virtualenv of its own with ``packages`` (kept between runs: pip only
+    checks the pins when they are installed already; ``-R`` skips even that)."""
+    where = f"{session.virtualenv.location}-{name}"
+    if not os.path.exists(f"{where}/bin/python"):
+        session.run_install("python", "-m", "venv", where)
+    session.run_install(
+        f"{where}/bin/python", "-m", "pip", "install", "-q", *packages, external=True
     )
+    return f"{where}/bin/python"
 
 
 def _baseline_python(session: nox.Session, revision: str) -> str:
