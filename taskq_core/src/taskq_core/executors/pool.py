@@ -1,4 +1,5 @@
-"""The ``pool`` executor: one long-lived child process runs many task groups.
+"""The ``pool`` executor: ``concurrency`` long-lived child processes, each
+running many task groups, one at a time.
 
 Forking for every task (the ``fork`` executor) costs a few milliseconds a
 task. A pool child is forked once and then runs group after group sent to it
@@ -7,8 +8,9 @@ keeps from ``fork``: a task that crashes the child, hangs past its hard
 timeout or calls ``os._exit`` only costs that child (the worker records the
 failure and forks a new one), and the worker's own state is never touched by
 task code. What it gives up: tasks share their child with the tasks before
-them, so leaks and global changes carry over — the child is replaced after
-``POOL_MAX_TASKS_PER_CHILD`` tasks to bound that.
+them, so leaks and global changes carry over — a child is replaced after
+``POOL_MAX_TASKS_PER_CHILD`` tasks, or past ``POOL_MAX_MEMORY_PER_CHILD``
+megabytes, to bound that.
 """
 
 from __future__ import annotations

@@ -60,10 +60,6 @@ class ThreadsExecutor(Executor):
         self._slots = [_Slot() for _ in range(self.concurrency)]
         self._done: queue.SimpleQueue[tuple[_Slot, Run, list[RunResult]]] = queue.SimpleQueue()
         self._wake = WakePipe()
-        margin = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
-        #: how long past its hard timeout a thread may take to stop before its
-        #: slot counts as lost (the task has failed either way)
-        self._grace = min(margin, 5.0)
 
     # -- what the worker calls ----------------------------------------------------
     def free_slots(self) -> int:

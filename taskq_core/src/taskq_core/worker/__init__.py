@@ -1,7 +1,7 @@
 """The worker: finds queued work, runs it, records the outcome.
 
-One worker process runs one task group at a time; run several processes for
-concurrency. See ``docs/workers.md``. The parts, each in its own module and
+One worker process runs up to ``concurrency`` task groups at once, with any
+executor (``docs/workers.md``, "Many tasks at once"). The parts, each in its own module and
 each importing only the ones before it: ``_state`` (settings), ``outages``
 (back-off), ``finishing`` (outcomes), ``periodic``, ``maintenance`` (resync,
 scheduled moves, crash recovery), ``processing`` (pop, group, run) and

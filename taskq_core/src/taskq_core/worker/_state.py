@@ -91,7 +91,6 @@ class WorkerState:
         self._last_heartbeat = time.time()
         self._last_resync = 0.0
         self._last_maintenance = 0.0
-        self._stats_started = time.time()
         self._stats_busy = 0.0
         self._stats_last = time.time()
         self.processed = 0
