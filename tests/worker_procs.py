@@ -8,6 +8,7 @@ a test left it running.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerPool", "lines", "rebind", "running", "wait_for"]
+__all__ = ["WorkerPool", "bound_app", "lines", "rebind", "running", "wait_for"]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
@@ -122,3 +123,11 @@ def rebind(tq: Any, url: str) -> None:
     """Point a test module's ``TaskQ`` (connected lazily) at this session's server."""
     tq._broker = None
     tq._broker_spec = url
+
+
+def bound_app(module_name: str, url: str) -> Any:
+    """Import a test app module (its ``tq`` connects lazily) and point its
+    ``TaskQ`` at this session's server; returns the module."""
+    module = importlib.import_module(module_name)
+    rebind(module.tq, url)
+    return module

@@ -18,7 +18,7 @@ from taskq_core import Task
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from worker_procs import WorkerPool, lines, rebind, running  # noqa: E402
+from worker_procs import WorkerPool, bound_app, lines, running  # noqa: E402
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -34,10 +34,7 @@ def workers(
 
 @pytest.fixture
 def app(workers: WorkerPool) -> Any:
-    import batch_app
-
-    rebind(batch_app.tq, workers.url)
-    return batch_app
+    return bound_app("batch_app", workers.url)
 
 
 def calls(workers: WorkerPool) -> list[tuple[str, str, list[str]]]:

@@ -16,7 +16,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from worker_procs import WorkerPool, lines, rebind, running, wait_for  # noqa: E402
+from worker_procs import WorkerPool, bound_app, lines, running, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -34,10 +34,7 @@ def workers(
 
 @pytest.fixture
 def app(workers: WorkerPool) -> Any:
-    import concurrency_app
-
-    rebind(concurrency_app.tq, workers.url)
-    return concurrency_app
+    return bound_app("concurrency_app", workers.url)
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

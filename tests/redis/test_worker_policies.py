@@ -22,7 +22,7 @@ from taskq_core.cli import main
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from worker_procs import WorkerPool, lines, rebind, running  # noqa: E402
+from worker_procs import WorkerPool, bound_app, lines, running  # noqa: E402
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -38,10 +38,7 @@ def workers(
 
 @pytest.fixture
 def app(workers: WorkerPool) -> Any:
-    import policy_app
-
-    rebind(policy_app.tq, workers.url)
-    return policy_app
+    return bound_app("policy_app", workers.url)
 
 
 def policy_error(app: Any, task: Task) -> str:
