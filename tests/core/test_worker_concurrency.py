@@ -4,13 +4,17 @@ broker: threads and asyncio executors in this process."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import concurrent_tasks as ct
 import pytest
 
 from taskq_core import Task, TaskQ
+from taskq_core.broker import FinishRequest
 from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.execution import run_group
+from taskq_core.executors import Executor, Finished, Run
+from taskq_core.executors.base import ExecutorHost
 from taskq_core.states import State
 
 
@@ -129,3 +133,60 @@ def test_concurrency_must_be_a_positive_whole_number(app: TaskQ) -> None:
         app.run_worker(concurrency=0, burst=True)
     with pytest.raises(Exception, match="CONCURRENCY"):
         TaskQ(broker=MemoryBroker(), config={"CONCURRENCY": 0})
+
+
+class _Bunching(Executor):
+    """Starts runs without running them; ``wait`` runs every started one and
+    reports them all at once, as a busy ``threads`` or ``asyncio`` worker often
+    finds several runs over when it wakes up."""
+
+    def __init__(self, worker: ExecutorHost) -> None:
+        super().__init__(worker)
+        self._started: list[Run] = []
+
+    def free_slots(self) -> int:
+        return self.concurrency - len(self._started)
+
+    def running(self) -> list[Run]:
+        return list(self._started)
+
+    def start(self, run: Run) -> None:
+        self._started.append(run)
+
+    def wait(self, timeout: float) -> list[Finished]:
+        runs, self._started = self._started, []
+        return [(run, run_group(self.tq, run.tasks, store_tracebacks=False)) for run in runs]
+
+
+class _CountingBroker(MemoryBroker):
+    """The memory broker, noting the size of every finishing call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finish_calls: list[int] = []
+
+    def finish_many(
+        self, queue: str, worker_id: str, requests: Sequence[FinishRequest]
+    ) -> list[bool]:
+        self.finish_calls.append(len(requests))
+        return super().finish_many(queue, worker_id, requests)
+
+
+def test_runs_that_end_together_are_stored_in_one_broker_call() -> None:
+    """Runs reported over in the same wake-up cost one finishing call for
+    all of them, not one each (each task keeps its own outcome)."""
+    broker = _CountingBroker()
+    tq = TaskQ(broker=broker, config={"STATS_INTERVAL": 0})
+    ct.APP["tq"] = tq
+    try:
+        ct.reset(1)
+        ok = [tq.delay(ct.record_value, args=[i]) for i in range(8)]
+        bad = tq.delay(ct.fail, args=["x"], retry=False)
+        tq.run_worker(executor=_Bunching, concurrency=3, burst=True)
+    finally:
+        ct.APP.clear()
+    assert broker.finish_calls == [3, 3, 3]
+    assert sorted(label for label, _, _ in ct.seen) == sorted(str((i,)) for i in range(8))
+    _, errored = Task.tasks_from_queue(tq, "default", State.ERROR)
+    assert [t.id for t in errored] == [bad.id]
+    assert {t.id for t in ok}.isdisjoint(t.id for t in errored)

@@ -166,6 +166,8 @@ def run_group(
     started = time.time()
     try:
         hook = get_plugin_manager().hook.taskq_execute_task
+        if not hook.get_hookimpls():  # nothing wraps the run: no hook call to set up
+            return innermost(tq, tasks)
         results: list[RunResult] = hook.call_extra([innermost], {"tq": tq, "tasks": list(tasks)})
     except BaseException as exc:  # a wrapper (app context…) failed: the whole group fails
         record = make_execution(

@@ -27,60 +27,24 @@ __all__ = ["Finishing"]
 class Finishing(Outages):
     """Stores outcomes, logs them and fires the outcome hooks."""
 
-    def _finish_group(
+    def _finish_groups(
         self,
         queue: str,
-        tasks: list[Task],
-        results: dict[str, RunResult],
-        counts: dict[str, int],
+        ended: list[tuple[list[Task], dict[str, RunResult], dict[str, int]]],
         *,
         prefetch: bool = False,
     ) -> None:
-        """Store the outcome of every task of a group in one broker call, then
-        log each and fire its hooks. With ``prefetch`` (the last group of a pop)
+        """Store the outcome of every task of the groups of ``queue`` that
+        ended (each a group's tasks, results by id and execution counts) in
+        one broker call, then log each and fire its hooks. With ``prefetch``
         the next pop of a worker serving only this queue rides along."""
         requests: list[FinishRequest] = []
         reports: list[tuple[Task, RunResult, Decision | None]] = []
-        for task in tasks:
-            result = results.get(task.id) or RunResult(
-                task.id,
-                False,
-                0.0,
-                make_execution(
-                    time.time(),
-                    None,
-                    store_tracebacks=False,
-                    name=exception_name(JobTimeoutException),
-                    message="no result reported",
-                ),
-            )
-            if result.extra.get("requeue"):
-                requests.append(FinishRequest(task.id, "requeue"))
-                reports.append((task, result, None))
-                continue
-            if result.success:
-                requests.append(FinishRequest(task.id, "done"))
-                reports.append((task, result, None))
-                continue
-            record = result.execution or make_execution(
-                time.time(), None, store_tracebacks=False, message="unknown failure"
-            )
-            result.execution = record
-            if result.extra.get("permanent"):  # no retry policy applies
-                decision = Decision("error")
-            else:
-                number = counts.get(task.id, 0) + 1
-                decision = decide_retry(self.tq, task, record, number, time.time())
-            requests.append(
-                FinishRequest(
-                    task.id,
-                    finish_outcome(decision),
-                    when=decision.when,
-                    execution=record,
-                    max_stored_executions=task.max_stored_executions,
-                )
-            )
-            reports.append((task, result, decision))
+        for tasks, results, counts in ended:
+            for task in tasks:
+                request, report = self._outcome(task, results.get(task.id), counts)
+                requests.append(request)
+                reports.append(report)
         broker = self.tq.broker
         ahead = (
             0
@@ -107,6 +71,46 @@ class Finishing(Outages):
             self._store(lambda: broker.finish_many(queue, self.id, requests))
         for reported in reports:
             self._log_outcome(queue, *reported)
+
+    def _outcome(
+        self, task: Task, result: RunResult | None, counts: dict[str, int]
+    ) -> tuple[FinishRequest, tuple[Task, RunResult, Decision | None]]:
+        """What to store for one task's run (the retry decision taken for a
+        failure), and what to report once it is stored."""
+        if result is None:
+            result = RunResult(
+                task.id,
+                False,
+                0.0,
+                make_execution(
+                    time.time(),
+                    None,
+                    store_tracebacks=False,
+                    name=exception_name(JobTimeoutException),
+                    message="no result reported",
+                ),
+            )
+        if result.extra.get("requeue"):
+            return FinishRequest(task.id, "requeue"), (task, result, None)
+        if result.success:
+            return FinishRequest(task.id, "done"), (task, result, None)
+        record = result.execution or make_execution(
+            time.time(), None, store_tracebacks=False, message="unknown failure"
+        )
+        result.execution = record
+        if result.extra.get("permanent"):  # no retry policy applies
+            decision = Decision("error")
+        else:
+            number = counts.get(task.id, 0) + 1
+            decision = decide_retry(self.tq, task, record, number, time.time())
+        request = FinishRequest(
+            task.id,
+            finish_outcome(decision),
+            when=decision.when,
+            execution=record,
+            max_stored_executions=task.max_stored_executions,
+        )
+        return request, (task, result, decision)
 
     def _log_outcome(
         self, queue: str, task: Task, result: RunResult, decision: Decision | None

@@ -202,24 +202,30 @@ class Processing(Periodic, Finishing):
 
     # -- ending groups -------------------------------------------------------------------
     def _end_finished(self, finished: list[Finished]) -> None:
-        """Store the outcomes of the groups that are over (the next pop of a
-        worker that serves one queue rides along), release what they held,
-        and start waiting groups in the slots that freed up."""
+        """Store the outcomes of the groups that are over, one broker call per
+        queue for all of them (the next pop of a worker that serves one queue
+        rides along), release what they held, and start waiting groups in the
+        slots that freed up."""
         finished = [*self._finished_early, *finished]
         self._finished_early = []
         timed_out = False
-        for index, (run, results) in enumerate(finished):
+        by_queue: dict[str, list[Group]] = {}
+        ended: dict[str, list[tuple[list[Task], dict[str, RunResult], dict[str, int]]]] = {}
+        for run, results in finished:
             group = run.owner
             assert isinstance(group, Group)
             self._release_locks(group.held)
             by_id = {r.task_id: r for r in results}
             by_id.update(group.failed)
             timed_out = timed_out or any(r.timed_out for r in results)
-            last = index == len(finished) - 1
-            self._finish_group(group.queue, group.tasks, by_id, group.counts, prefetch=last)
-            if group.slot is not None:
-                self.tq.broker.release_queue_slot(group.queue, group.slot)
+            by_queue.setdefault(group.queue, []).append(group)
+            ended.setdefault(group.queue, []).append((group.tasks, by_id, group.counts))
             self._stats_busy += time.time() - run.started
+        for index, (queue, groups) in enumerate(by_queue.items()):
+            self._finish_groups(queue, ended[queue], prefetch=index == len(by_queue) - 1)
+            for group in groups:
+                if group.slot is not None:
+                    self.tq.broker.release_queue_slot(group.queue, group.slot)
         if timed_out and self.executor.exit_worker_on_job_timeout:
             self.log.error("exiting worker due to job timeout error")
             self._requeue_waiting()
