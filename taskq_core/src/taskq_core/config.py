@@ -73,6 +73,7 @@ SETTINGS: dict[str, Setting] = {
     "POOL_MAX_MEMORY_PER_CHILD": Setting(
         None, _NUM, "megabytes of RSS after which a pool child is replaced", nullable=True
     ),
+    "FORK_AHEAD": Setting(True, (bool,), "fork executor: fork the next child while a task runs"),
     "CONCURRENCY": Setting(1, (int,), "task groups a worker runs at once (--concurrency)"),
     "CHILD_CONTEXT_MANAGERS": Setting([], (list, tuple), "context managers around every run"),
     "STATS_INTERVAL": Setting(60, _NUM, "seconds between 'stats' log lines; 0 disables"),

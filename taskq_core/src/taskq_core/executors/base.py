@@ -43,6 +43,8 @@ class ExecutorHost(Protocol):
     concurrency: int
     #: read end of the worker's signal wake-up pipe (``None`` off the main thread).
     wakeup_fd: int | None
+    #: a stop signal arrived: no new work is taken.
+    stop_requested: bool
     #: a second stop signal arrived: return running tasks to their queue.
     force_stop: bool
 

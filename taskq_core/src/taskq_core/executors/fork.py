@@ -21,14 +21,24 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import taskq_core.retry
 import taskq_core.runners  # noqa: F401
 from taskq_core import serialization
-from taskq_core.broker import Execution
+from taskq_core.broker import Execution, StoredTask
 from taskq_core.execution import RunResult, make_execution, run_group
 from taskq_core.executors.base import Executor, ExecutorHost, Finished, Run
+from taskq_core.states import State
+from taskq_core.task import Task
 
 if TYPE_CHECKING:
-    from taskq_core.task import Task
+    from taskq_core.types import App
 
-__all__ = ["HEADER", "ForkExecutor", "write_frame"]
+__all__ = [
+    "HEADER",
+    "ForkExecutor",
+    "close_fd",
+    "read_frame",
+    "task_wire",
+    "tasks_from_wire",
+    "write_frame",
+]
 
 _JOB_TIMEOUT = "taskq_core.exceptions:JobTimeoutException"
 #: the length prefix of a message between a child and its worker.
@@ -51,6 +61,15 @@ class _Child:
     killed: str | None = None
 
 
+@dataclass(eq=False)
+class _Standby:
+    """A child forked ahead of its task, waiting for it on ``to_child``."""
+
+    pid: int
+    to_child: int
+    from_child: int
+
+
 class ForkExecutor(Executor):
     """Forks a child per task group, up to ``concurrency`` at once; the worker
     enforces each child's hard timeout with ``SIGKILL`` if it does not stop by
@@ -60,15 +79,25 @@ class ForkExecutor(Executor):
     as soon as it is over, then the whole list); the worker goes on as soon as
     it has them and reaps the exiting child later, so a child's teardown never
     delays the next task.
+
+    Forking costs about a millisecond, and a new child takes about as long
+    again to be ready. So that neither delays the next task, the worker forks
+    one child ahead (``FORK_AHEAD``, on by default) while its children run:
+    the child waits on a pipe, receives the next group, runs it and exits like
+    any other. Each child still runs one group only.
     """
 
     forks = True
+    #: fork the next child while tasks run (see the class docstring)
+    forks_ahead = True
 
     def __init__(self, worker: ExecutorHost) -> None:
         super().__init__(worker)
         self._frozen = False
         self._exiting: list[int] = []
         self._children: dict[int, _Child] = {}
+        self._standby: _Standby | None = None
+        self._ahead = self.forks_ahead and bool(self.tq.config["FORK_AHEAD"])
 
     # -- what the worker calls ----------------------------------------------------
     def free_slots(self) -> int:
@@ -113,6 +142,8 @@ class ForkExecutor(Executor):
                     child.killed = "timeout"
                     _kill(child.pid)
                     worker.log.error("child killed", child_pid=child.pid)
+            if self._ahead and self._standby is None and not worker.stop_requested:
+                self._fork_ahead()  # while the children run: off the next task's path
             living = [c.deadline for c in self._children.values() if c.killed is None]
             wait = max(0.0, min([end, *living]) - now)
             fds = [*self._children] + ([worker.wakeup_fd] if worker.wakeup_fd is not None else [])
@@ -130,6 +161,7 @@ class ForkExecutor(Executor):
         return finished
 
     def stop_running(self) -> list[Finished]:
+        self._drop_standby()
         finished = []
         for child in list(self._children.values()):
             child.killed = "requeue"
@@ -138,16 +170,20 @@ class ForkExecutor(Executor):
         return finished
 
     def close(self) -> None:
+        self._drop_standby()
         self.reap(block=True)
 
     # -- running a child ----------------------------------------------------------
-    def _prepare(self, tasks: Sequence[Task]) -> None:
-        """Work done in the worker before a child runs ``tasks``."""
+    def _freeze(self) -> None:
         if not self._frozen:
             # objects that exist now are never collected in children: a child's
             # garbage collector then does not touch (and copy) their pages
             gc.freeze()
             self._frozen = True
+
+    def _prepare(self, tasks: Sequence[Task]) -> None:
+        """Work done in the worker before a child runs ``tasks``."""
+        self._freeze()
         self.reap()
         for task in tasks:
             try:  # resolve the runner class here: its import then never happens per child
@@ -156,8 +192,17 @@ class ForkExecutor(Executor):
                 pass
 
     def _launch(self, tasks: Sequence[Task]) -> tuple[int, int]:
-        """Start a child running ``tasks``; returns its pid and the fd its
-        results arrive on."""
+        """Start a child running ``tasks`` (the one forked ahead, if any);
+        returns its pid and the fd its results arrive on."""
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            try:
+                write_frame(standby.to_child, serialization.pack([task_wire(t) for t in tasks]))
+            except OSError:  # it died waiting: fork one now
+                self._retire_standby(standby, kill=True)
+            else:
+                close_fd(standby.to_child)
+                return standby.pid, standby.from_child
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child
@@ -165,6 +210,40 @@ class ForkExecutor(Executor):
             self._child(tasks, write_fd)
         os.close(write_fd)
         return pid, read_fd
+
+    def _fork_ahead(self) -> None:
+        """Fork the child that runs the next group; it waits for the group."""
+        self._freeze()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(to_child_w)
+            os.close(from_child_r)
+            self._in_child(lambda: self._run_sent(to_child_r, from_child_w))
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._standby = _Standby(pid, to_child_w, from_child_r)
+
+    def _run_sent(self, group_fd: int, write_fd: int) -> None:
+        """In a child forked ahead: run the group the worker sends, if it sends
+        one (it closes the pipe instead when it stops)."""
+        frame = read_frame(group_fd)
+        if frame is not None:
+            self._run_and_send(tasks_from_wire(self.tq, frame), write_fd)
+
+    def _drop_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            self._retire_standby(standby, kill=False)
+
+    def _retire_standby(self, standby: _Standby, kill: bool) -> None:
+        """Let a child forked ahead go (closing its pipe makes it exit)."""
+        close_fd(standby.to_child)
+        close_fd(standby.from_child)
+        if kill:
+            _kill(standby.pid)
+        self._exiting.append(standby.pid)
 
     def _done_with(self, pid: int, read_fd: int) -> None:
         """The child sent its results: close our end, reap it later."""
@@ -314,6 +393,61 @@ def write_frame(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = os.read(fd, size - len(chunks))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def read_frame(fd: int) -> bytes | None:
+    """One length-prefixed message (``None`` at the end of the pipe)."""
+    header = _read_exact(fd, HEADER.size)
+    if header is None:
+        return None
+    (size,) = HEADER.unpack(header)
+    return _read_exact(fd, size)
+
+
+def close_fd(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:  # already closed on an error path
+            pass
+
+
+def task_wire(task: Task) -> dict[str, Any]:
+    """What a child needs of a popped task to run it (see :func:`tasks_from_wire`)."""
+    stored = task._stored
+    return {
+        "id": task.id,
+        "queue": task.queue,
+        "payload": task.payload(),
+        "count": stored.executions_count if stored else 0,
+        "ts": stored.ts if stored else 0.0,
+    }
+
+
+def tasks_from_wire(tq: App, frame: bytes) -> list[Task]:
+    """In a child: the tasks of a group the worker sent."""
+    tasks = []
+    for item in serialization.unpack(frame):
+        stored = StoredTask(
+            id=item["id"],
+            queue=item["queue"],
+            state=State.ACTIVE,
+            payload=item["payload"],
+            ts=item["ts"],
+            executions_count=item["count"],
+        )
+        tasks.append(Task._from_stored(tq, stored))
+    return tasks
 
 
 def _flush_std_streams() -> None:

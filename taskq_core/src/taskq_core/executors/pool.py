@@ -19,42 +19,20 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from taskq_core import serialization
-from taskq_core.broker import StoredTask
 from taskq_core.executors.base import ExecutorHost
-from taskq_core.executors.fork import HEADER, ForkExecutor, write_frame
-from taskq_core.states import State
+from taskq_core.executors.fork import (
+    ForkExecutor,
+    close_fd,
+    read_frame,
+    task_wire,
+    tasks_from_wire,
+    write_frame,
+)
 from taskq_core.task import Task
 
 __all__ = ["PoolExecutor"]
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = os.read(fd, size - len(chunks))
-        if not chunk:
-            return None
-        chunks += chunk
-    return bytes(chunks)
-
-
-def _read_frame(fd: int) -> bytes | None:
-    header = _read_exact(fd, HEADER.size)
-    if header is None:
-        return None
-    (size,) = HEADER.unpack(header)
-    return _read_exact(fd, size)
-
-
-def _close(fd: int | None) -> None:
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:  # already closed on an error path
-            pass
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -67,17 +45,6 @@ def _rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def _task_wire(task: Task) -> dict[str, Any]:
-    stored = task._stored
-    return {
-        "id": task.id,
-        "queue": task.queue,
-        "payload": task.payload(),
-        "count": stored.executions_count if stored else 0,
-        "ts": stored.ts if stored else 0.0,
-    }
 
 
 @dataclass(eq=False)
@@ -97,6 +64,9 @@ class PoolExecutor(ForkExecutor):
     ``POOL_MAX_MEMORY_PER_CHILD`` megabytes (``--max-memory-per-child``), or
     when it dies or is killed (which costs only the task it was running)."""
 
+    #: children are reused: no child is forked ahead
+    forks_ahead = False
+
     def __init__(self, worker: ExecutorHost) -> None:
         super().__init__(worker)
         self._idle: list[_PoolChild] = []
@@ -105,7 +75,7 @@ class PoolExecutor(ForkExecutor):
     def _launch(self, tasks: Sequence[Task]) -> tuple[int, int]:
         child = self._idle.pop() if self._idle else self._spawn()
         try:
-            write_frame(child.to_child, serialization.pack([_task_wire(t) for t in tasks]))
+            write_frame(child.to_child, serialization.pack([task_wire(t) for t in tasks]))
         except OSError:  # the idle child died: the next one gets the work
             self._retire(child, kill=True)
             return self._launch(tasks)
@@ -121,8 +91,8 @@ class PoolExecutor(ForkExecutor):
             os.close(requests_w)
             os.close(results_r)
             for other in [*self._idle, *self._busy.values()]:  # not this child's pipes
-                _close(other.to_child)
-                _close(other.from_child)
+                close_fd(other.to_child)
+                close_fd(other.from_child)
             self._serve(requests_r, results_w)
         os.close(requests_r)
         os.close(results_w)
@@ -153,12 +123,12 @@ class PoolExecutor(ForkExecutor):
         for fd, child in list(self._busy.items()):
             if child.pid == pid:
                 del self._busy[fd]
-                _close(child.to_child)
+                close_fd(child.to_child)
 
     def _retire(self, child: _PoolChild, kill: bool) -> None:
         """Let a child go: closing its request pipe makes it exit."""
-        _close(child.to_child)
-        _close(child.from_child)
+        close_fd(child.to_child)
+        close_fd(child.from_child)
         if kill:
             try:
                 os.kill(child.pid, signal.SIGKILL)
@@ -177,16 +147,5 @@ class PoolExecutor(ForkExecutor):
         self._in_child(lambda: self._serve_requests(requests_fd, results_fd))
 
     def _serve_requests(self, requests_fd: int, results_fd: int) -> None:
-        while (frame := _read_frame(requests_fd)) is not None:
-            tasks = []
-            for item in serialization.unpack(frame):
-                stored = StoredTask(
-                    id=item["id"],
-                    queue=item["queue"],
-                    state=State.ACTIVE,
-                    payload=item["payload"],
-                    ts=item["ts"],
-                    executions_count=item["count"],
-                )
-                tasks.append(Task._from_stored(self.tq, stored))
-            self._run_and_send(tasks, results_fd)
+        while (frame := read_frame(requests_fd)) is not None:
+            self._run_and_send(tasks_from_wire(self.tq, frame), results_fd)
