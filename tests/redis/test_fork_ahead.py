@@ -106,11 +106,18 @@ def test_a_child_waiting_for_its_task_ends_with_the_worker(workers: WorkerPool, 
 
 def test_a_child_that_died_waiting_costs_no_task(workers: WorkerPool, app: Any) -> None:
     """The child forked ahead is killed before a task comes: the next task runs
-    in a child forked then, and the worker goes on."""
+    in a child forked then, and the worker goes on. (A child killed in the
+    instant the worker hands it a task costs that task one execution, like a
+    child killed while running it.)"""
     proc, standby = _idle_with_standby(workers, app)
     os.kill(standby, signal.SIGKILL)
+    # gone (a zombie until the worker reaps it): its end of the pipe is closed
+    wait_for(lambda: standby not in _session(proc.pid), what="the waiting child to die")
     app.tq.delay(app.whoami, args=["second"])
-    wait_for(lambda: len(_ran(workers)) == 2, what="the second task")
+    try:
+        wait_for(lambda: len(_ran(workers)) == 2, what="the second task")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{workers.log()}") from None
     label, pid, ppid = _ran(workers)[1]
     assert (label, ppid) == ("second", proc.pid)
     assert pid != standby
