@@ -412,7 +412,18 @@ def main() -> None:
     if args.action == "versions":
         from importlib.metadata import version
 
-        out = {"version": version(DISTRIBUTIONS[args.system]), "redis_py": version("redis")}
+        import resource
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        import redis  # noqa: F401  (what the Redis client alone costs this process)
+
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = {
+            "version": version(DISTRIBUTIONS[args.system]),
+            "redis_py": version("redis"),
+            "redis_py_rss_mib": round(after / 1024, 1),
+            "redis_py_import_mib": round((after - before) / 1024, 1),
+        }
         print("BENCH " + json.dumps(out), flush=True)
         return
     system: Any = {

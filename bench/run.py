@@ -718,6 +718,17 @@ def targets(
                 f"worker RSS, sync -c 1: taskq {plain['rss_mib']} MiB, "
                 f"TaskTiger {tiger_sync['rss_mib']} MiB (target: not above TaskTiger)"
             )
+            versions = report["versions"]
+            ours = versions.get("taskq", {}).get("redis_py_rss_mib")
+            theirs = versions.get("tasktiger", {}).get("redis_py_rss_mib")
+            if ours and theirs:
+                lines.append(
+                    f"  above the Redis client alone: taskq "
+                    f"{round(plain['rss_mib'] - ours, 1)} MiB over redis-py "
+                    f"{versions['taskq']['redis_py']} ({ours} MiB), TaskTiger "
+                    f"{round(tiger_sync['rss_mib'] - theirs, 1)} MiB over redis-py "
+                    f"{versions['tasktiger']['redis_py']} ({theirs} MiB)"
+                )
         latency = plain.get("latency", {})
         huey = find("huey", "threads", 8)
         if latency.get("status") == "ok":
@@ -739,7 +750,9 @@ def print_report(
 ) -> None:
     print(f"Redis {report['redis_version']}, Python {report['python']}, {report['cpus']} CPUs")
     for system, found in report["versions"].items():
-        print(f"  {system} {found['version']} (redis-py {found['redis_py']})")
+        rss = found.get("redis_py_rss_mib")
+        alone = f"; a process that imports only redis-py: {rss} MiB" if rss else ""
+        print(f"  {system} {found['version']} (redis-py {found['redis_py']}{alone})")
     for workload, title in (
         ("noop", "No-op tasks"),
         ("sleep", f"Tasks that sleep {SLEEP_SECONDS * 1000:g} ms"),

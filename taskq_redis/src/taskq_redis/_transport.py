@@ -21,6 +21,7 @@ import redis.exceptions
 from taskq_core.exceptions import BrokerConnectionError, BrokerError
 from taskq_redis._connection import make_client
 from taskq_redis._scripts import ScriptSet
+from taskq_redis._wire import DIRECT_COMMANDS, DirectSender
 
 __all__ = ["Call", "Transport"]
 
@@ -48,6 +49,7 @@ class Transport:
         # the client always returns bytes; the URL is for messages (no password)
         self.client, self.url, self._owns_client = make_client(connection, url, options)
         self.scripts = ScriptSet()
+        self._direct = DirectSender(self.client) if DirectSender.usable(self.client) else None
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -66,7 +68,12 @@ class Transport:
 
     def send(self, calls: Sequence[Call]) -> list[Any]:
         """One round trip; a refused script comes back as its
-        ``NoScriptError`` (in a pipeline, every error comes back as a value)."""
+        ``NoScriptError`` (in a pipeline, every error comes back as a value).
+        The hot path's commands skip redis-py's command layer (``_wire``)."""
+        if self._direct is not None and all(
+            c.method in DIRECT_COMMANDS and not c.kwargs for c in calls
+        ):
+            return self._direct.send([(DIRECT_COMMANDS[c.method], c.args) for c in calls])
         if len(calls) == 1:
             call = calls[0]
             try:
