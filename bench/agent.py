@@ -410,9 +410,8 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {}
     if args.action == "versions":
-        from importlib.metadata import version
-
         import resource
+        from importlib.metadata import version
 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         import redis  # noqa: F401  (what the Redis client alone costs this process)

@@ -718,17 +718,6 @@ def targets(
                 f"worker RSS, sync -c 1: taskq {plain['rss_mib']} MiB, "
                 f"TaskTiger {tiger_sync['rss_mib']} MiB (target: not above TaskTiger)"
             )
-            versions = report["versions"]
-            ours = versions.get("taskq", {}).get("redis_py_rss_mib")
-            theirs = versions.get("tasktiger", {}).get("redis_py_rss_mib")
-            if ours and theirs:
-                lines.append(
-                    f"  above the Redis client alone: taskq "
-                    f"{round(plain['rss_mib'] - ours, 1)} MiB over redis-py "
-                    f"{versions['taskq']['redis_py']} ({ours} MiB), TaskTiger "
-                    f"{round(tiger_sync['rss_mib'] - theirs, 1)} MiB over redis-py "
-                    f"{versions['tasktiger']['redis_py']} ({theirs} MiB)"
-                )
         latency = plain.get("latency", {})
         huey = find("huey", "threads", 8)
         if latency.get("status") == "ok":
