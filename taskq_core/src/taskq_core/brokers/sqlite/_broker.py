@@ -15,7 +15,19 @@ from taskq_core.brokers.sqlite._inspection import SQLiteInspection
 from taskq_core.brokers.sqlite._location import default_path, path_from_url
 from taskq_core.brokers.sqlite._moves import SQLiteMoves
 
-__all__ = ["SQLiteBroker"]
+__all__ = ["SQLiteBroker", "setup_warnings"]
+
+
+def setup_warnings(path: Path, journal_mode: str | None) -> list[str]:
+    """Warnings about a file in ``journal_mode`` (``None``: not known yet):
+    any mode but WAL makes readers and writers wait for each other, which is
+    what a file system without shared memory (a network one) leads to."""
+    if journal_mode is None or journal_mode.lower() == "wal":
+        return []
+    return [
+        f"the SQLite file {path} is in journal mode {journal_mode!r}, not 'wal': readers "
+        "and writers will wait for each other (is it on a network file system?)"
+    ]
 
 
 class SQLiteBroker(SQLiteMoves, SQLiteInspection, SQLiteCoordination, Broker):
@@ -115,14 +127,9 @@ class SQLiteBroker(SQLiteMoves, SQLiteInspection, SQLiteCoordination, Broker):
 
     def check(self) -> list[str]:
         """Warn when the file could not be put in WAL mode."""
-        self._connections.get()
-        mode = self._connections.journal_mode
-        if mode is not None and mode.lower() != "wal":
-            return [
-                f"the SQLite file {self.path} is in journal mode {mode!r}, not 'wal': "
-                "readers and writers will wait for each other (is it on a network file system?)"
-            ]
-        return []
+        with self._connections.using():
+            pass  # opened: the journal mode is known
+        return setup_warnings(self.path, self._connections.journal_mode)
 
     # -- clock -----------------------------------------------------------------------
     def time(self) -> float:

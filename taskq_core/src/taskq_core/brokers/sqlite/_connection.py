@@ -9,7 +9,9 @@ creates or migrates the schema.
 After a fork a child must not use (nor close) the connections it inherited:
 SQLite's locks belong to the process that took them. The child's first call
 (or :meth:`Connections.after_fork`, which ``os.register_at_fork`` also runs)
-sets the inherited connections aside, never closed, and opens its own.
+sets the inherited connections aside, never closed, and opens its own; and
+no fork happens while another thread is inside a statement or transaction
+(``_forkgate``).
 Connections of threads that have ended are closed when a new one is opened.
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from taskq_core.brokers.sqlite._forkgate import GATE
 from taskq_core.brokers.sqlite._schema import migrate
 from taskq_core.exceptions import BrokerConnectionError, BrokerError
 
@@ -92,6 +95,13 @@ class Connections:
         self._by_thread: dict[int, sqlite3.Connection] = {}
 
     # -- per thread ----------------------------------------------------------------
+    @contextmanager
+    def using(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, to use meanwhile: no fork happens until
+        the block ends, and sqlite3's errors become taskq's (:func:`errors`)."""
+        with GATE.hold(), errors(str(self.path)):
+            yield self.get()
+
     def get(self) -> sqlite3.Connection:
         """This thread's connection (opened, and the schema checked, on first use)."""
         if self._pid != os.getpid():

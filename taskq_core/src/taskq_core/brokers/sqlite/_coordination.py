@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 
-from taskq_core.brokers.sqlite._connection import errors
 from taskq_core.brokers.sqlite._rows import activity_since, latest_activity
 from taskq_core.brokers.sqlite._store import SQLiteStore
 
@@ -123,8 +122,7 @@ class SQLiteCoordination(SQLiteStore):
 
     def get_queue_system_lock(self, queue: str) -> float | None:
         """The system lock's expiry, or ``None`` when unset or expired."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             row = db.execute(
                 "SELECT expires FROM taskq_system_locks WHERE queue = ?", (queue,)
             ).fetchone()
@@ -153,25 +151,25 @@ class SQLiteCoordination(SQLiteStore):
         broker's first connection, on the first call); waits up to
         ``timeout`` seconds when there are none yet."""
         deadline = time.monotonic() + max(timeout, 0.0)
-        db = self._connections.get()
         interval = _FIRST_POLL
         version: object = None
-        with errors(self._where):
-            if self._activity_seen is None:
-                self._activity_seen = latest_activity(db)
-            while True:
-                local = self._local_changes
+        while True:
+            local = self._local_changes
+            with self._connections.using() as db:
+                if self._activity_seen is None:
+                    self._activity_seen = latest_activity(db)
                 current = db.execute("PRAGMA data_version").fetchone()[0]
+                announced: list[tuple[str, int]] = []
                 if current != version:  # the first look, or another connection committed
                     version = current
                     announced = activity_since(db, self._activity_seen)
-                    if announced:
-                        self._activity_seen = max(number for _queue, number in announced)
-                        return {queue for queue, _number in announced}
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return set()
-                with self._wakeup:
-                    if self._local_changes == local:
-                        self._wakeup.wait(min(interval, remaining))
-                interval = min(interval * 2, self.poll_interval)
+            if announced:
+                self._activity_seen = max(number for _queue, number in announced)
+                return {queue for queue, _number in announced}
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return set()
+            with self._wakeup:
+                if self._local_changes == local:
+                    self._wakeup.wait(min(interval, remaining))
+            interval = min(interval * 2, self.poll_interval)

@@ -9,7 +9,6 @@ import sqlite3
 from taskq_core.broker import StoredTask
 from taskq_core.brokers.sqlite import _rows as rows
 from taskq_core.brokers.sqlite._codec import finite, read_meta, text
-from taskq_core.brokers.sqlite._connection import errors
 from taskq_core.brokers.sqlite._store import SQLiteStore
 from taskq_core.exceptions import TaskNotFound
 from taskq_core.states import STATES, State
@@ -30,8 +29,7 @@ class SQLiteInspection(SQLiteStore):
     # -- inspection -------------------------------------------------------------------
     def queues(self, state: State) -> set[str]:
         """Queues with at least one task in ``state``."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             found = db.execute(
                 "SELECT queue FROM taskq_counts WHERE state = ? AND n > 0", (State(state).value,)
             ).fetchall()
@@ -39,8 +37,7 @@ class SQLiteInspection(SQLiteStore):
 
     def queue_sizes(self, queue: str) -> dict[State, int]:
         """Number of tasks of ``queue`` in each of the four states."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             found = db.execute(
                 "SELECT state, n FROM taskq_counts WHERE queue = ?", (queue,)
             ).fetchall()
@@ -101,8 +98,7 @@ class SQLiteInspection(SQLiteStore):
     def executions_count(self, queue: str, task_id: str) -> int:
         """Failed executions of a task; ``TaskNotFound`` if its data is missing
         (0 when the stored count is unreadable)."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             found = db.execute(
                 f"SELECT {rows.DATA_COLUMNS} FROM taskq_tasks WHERE queue = ? AND id = ?",
                 (queue, task_id),

@@ -2,7 +2,8 @@
 
 ``taskq_schema`` holds one row: the version of the schema in the file.
 :data:`MIGRATIONS` is the list of steps, step ``n`` taking a file from
-version ``n`` to ``n + 1`` (step 0 creates the tables of version 1). On
+version ``n`` to ``n + 1`` (step 0 creates the tables of version 1; a file
+without the version table gets it first). On
 first use a broker runs the steps a file lacks in one ``BEGIN IMMEDIATE``
 transaction (so concurrent workers migrate it once), and refuses a file
 whose version is newer than the steps it knows.
@@ -43,9 +44,13 @@ from taskq_core.exceptions import SchemaError
 
 __all__ = ["CURRENT_VERSION", "MIGRATIONS", "migrate", "pending_sql", "stored_version"]
 
-_VERSION_1 = (
+#: the version table, created before the first step
+_VERSION_TABLE = (
     "CREATE TABLE taskq_schema (version INTEGER NOT NULL)",
     "INSERT INTO taskq_schema (version) VALUES (0)",
+)
+
+_VERSION_1 = (
     """CREATE TABLE taskq_tasks (
         queue TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -118,13 +123,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1,)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
-def stored_version(db: sqlite3.Connection) -> int:
-    """The schema version of the file (0: no taskq tables yet)."""
+def stored_version(db: sqlite3.Connection) -> int | None:
+    """The schema version of the file (``None``: no version table yet)."""
     found = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskq_schema'"
     ).fetchone()
     if found is None:
-        return 0
+        return None
     rows = db.execute("SELECT version FROM taskq_schema").fetchall()
     if len(rows) != 1 or type(rows[0][0]) is not int or rows[0][0] < 0:
         raise SchemaError(
@@ -134,20 +139,25 @@ def stored_version(db: sqlite3.Connection) -> int:
     return version
 
 
-def pending_sql(version: int, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS) -> list[str]:
-    """The statements that take a file from ``version`` to the newest one."""
-    statements = [sql for step in migrations[version:] for sql in step]
-    if statements:
-        statements.append(f"UPDATE taskq_schema SET version = {len(migrations)}")
-    return statements
+def pending_sql(
+    version: int | None, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
+) -> list[str]:
+    """The statements that take a file from ``version`` (``None``: a file
+    without taskq's tables) to the newest version of ``migrations``."""
+    steps = [sql for step in migrations[version or 0 :] for sql in step]
+    if not steps:
+        return []
+    head = list(_VERSION_TABLE) if version is None else []
+    return [*head, *steps, f"UPDATE taskq_schema SET version = {len(migrations)}"]
 
 
 def migrate(
     db: sqlite3.Connection, where: str, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
-) -> int:
+) -> int | None:
     """Bring the file's schema to the newest version, in one ``BEGIN
-    IMMEDIATE`` transaction; returns the version it had. ``db`` must be in
-    autocommit mode (``isolation_level=None``) with no transaction open.
+    IMMEDIATE`` transaction; returns the version it had (``None``: no taskq
+    tables). ``db`` must be in autocommit mode (``isolation_level=None``)
+    with no transaction open.
 
     Raises :class:`~taskq_core.exceptions.SchemaError` when the file's schema
     is newer than ``migrations`` know (``where`` names the file).
@@ -158,7 +168,7 @@ def migrate(
     db.execute("BEGIN IMMEDIATE")
     try:
         version = stored_version(db)
-        if version > newest:
+        if version is not None and version > newest:
             raise SchemaError(
                 f"the SQLite file {where} has taskq schema version {version}, newer than "
                 f"the version {newest} this taskq knows: upgrade taskq-core to use it"

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from taskq_core.broker import DroppedTask
-from taskq_core.brokers.sqlite._connection import Connections, errors
+from taskq_core.brokers.sqlite._connection import Connections
 from taskq_core.brokers.sqlite._rows import Tx, flush_announcements, latest_activity
 
 __all__ = ["SQLiteStore"]
@@ -53,8 +53,7 @@ class SQLiteStore:
     def _write(self) -> Iterator[Tx]:
         """One state move: ``BEGIN IMMEDIATE``, the body, ``COMMIT`` (or
         ``ROLLBACK`` on any exception)."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 tx = Tx(db, time.time())
@@ -76,8 +75,7 @@ class SQLiteStore:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read-only snapshot over several statements."""
-        db = self._connections.get()
-        with errors(self._where):
+        with self._connections.using() as db:
             db.execute("BEGIN")
             try:
                 yield db
