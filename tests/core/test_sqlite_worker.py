@@ -1,6 +1,7 @@
 """``taskq worker`` processes on a SQLite file: the example tasks end to end
 with the fork and threads executors at ``-c 4``, several workers draining one
-file, a worker killed with SIGKILL, and a file whose schema is too new."""
+file, a worker killed with SIGKILL, a file whose schema is too new, and a
+file another program keeps locked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,9 +20,10 @@ from typing import Any
 
 import pytest
 import sqlite_worker_app
+import structlog
 
 from taskq_core import Task, TaskQ
-from taskq_core.brokers.sqlite import SCHEMA_VERSION
+from taskq_core.brokers.sqlite import SCHEMA_VERSION, SQLiteBroker
 from taskq_core.states import STATES
 from worker_procs import WorkerPool, lines, wait_for
 
@@ -140,14 +143,14 @@ def _labels(trace_dir: Path, name: str) -> list[tuple[str, int, int]]:
 def test_four_workers_drain_one_file_each_task_once(
     workers: WorkerPool, app: TaskQ, tmp_path: Path
 ) -> None:
-    """Four workers (two forking, two with threads), each ``-c 4``, drain one
-    file: every task runs exactly once and no worker logs ``database is
-    locked``."""
+    """Four workers, each with another executor (fork, threads, pool,
+    asyncio) and ``-c 4``, drain one file: every task runs exactly once and no
+    worker logs ``database is locked``."""
     total = 800
     app.delay_many([Task(app, sqlite_worker_app.trace, args=[f"t{i}"]) for i in range(total)])
     procs = [
         workers.start("--burst", "--executor", executor, "-c", "4")
-        for executor in ("fork", "threads", "fork", "threads")
+        for executor in ("fork", "threads", "pool", "asyncio")
     ]
     for index, proc in enumerate(procs):
         assert proc.wait(timeout=180) == 0, workers.log(index)
@@ -219,3 +222,39 @@ def test_a_worker_refuses_a_file_with_a_newer_schema(tmp_path: Path) -> None:
     assert "Traceback" not in worker.stderr
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT version FROM taskq_schema").fetchall() == [(SCHEMA_VERSION + 1,)]
+
+
+def test_a_worker_waits_out_a_file_locked_by_another_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 10 on SQLite: while another program holds the write lock past
+    the busy timeout, the worker logs that the broker is unavailable, backs
+    off, and goes on once the lock is released; the task runs once."""
+    monkeypatch.setenv("TASKQ_TEST_DIR", str(tmp_path))
+    broker = SQLiteBroker(tmp_path / "queue.db", timeout=0.05)
+    tq = TaskQ(broker, config={"SELECT_TIMEOUT": 0.1, "STATS_INTERVAL": 0})
+    tq.delay(sqlite_worker_app.trace, args=["t1"])
+    other = sqlite3.connect(broker.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release_later() -> None:
+        released.wait(1.0)  # the worker meets the lock meanwhile
+        other.execute("ROLLBACK")
+        other.close()
+
+    holder = threading.Thread(target=release_later)
+    holder.start()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            tq.run_worker(burst=True, executor="sync")
+    finally:
+        released.set()
+        holder.join(10)
+    events = [e["event"] for e in logs]
+    assert "broker unavailable" in events
+    assert "broker available again" in events
+    unavailable = next(e for e in logs if e["event"] == "broker unavailable")
+    assert "locked" in unavailable["error"]
+    assert [label for label, _pid, _ppid in _labels(tmp_path, "done")] == ["t1"]
+    broker.close()
