@@ -19,7 +19,7 @@ from taskq_core.brokers.sqlite import DEFAULT_PATH_ENV, SCHEMA_VERSION, SQLiteBr
 from taskq_core.brokers.sqlite._broker import setup_warnings
 from taskq_core.brokers.sqlite._schema import MIGRATIONS, migrate, pending_sql
 from taskq_core.exceptions import BrokerConnectionError, BrokerError, SchemaError
-from taskq_core.plugins import make_broker
+from taskq_core.plugins import get_broker_entry, get_registry, make_broker
 from taskq_core.states import State
 
 Q = "default"
@@ -49,6 +49,18 @@ def _enqueue(broker: SQLiteBroker, task_id: str = "t1") -> None:
 
 
 # -- URLs and the default file -------------------------------------------------------------
+def test_core_registers_the_sqlite_broker() -> None:
+    """The core plugin registers ``sqlite`` for the ``sqlite`` scheme, as any
+    broker plugin registers its broker."""
+    registry = get_registry()
+    entry = registry.brokers["sqlite"]
+    assert entry.plugin == "core"
+    assert entry.schemes == ("sqlite",)
+    assert entry.distribution == "taskq-core"
+    assert registry.schemes["sqlite"] is entry
+    assert get_broker_entry("sqlite:///x.db") is entry
+
+
 def test_relative_url_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,7 +122,10 @@ class Connections:
         if not directory.is_dir():
             if not self.create_dir:
                 raise BrokerError(f"SQLite {where}: the directory {directory} does not exist")
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise BrokerError(f"SQLite {where}: cannot create {directory}: {exc}") from exc
         with errors(where):
             db = sqlite3.connect(
                 where, timeout=self.timeout, isolation_level=None, check_same_thread=False

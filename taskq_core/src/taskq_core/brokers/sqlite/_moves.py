@@ -56,7 +56,7 @@ _DUE_COLUMNS = """
     WHERE e.queue = ? AND e.state = 'scheduled'
 """
 _DUE = _DUE_COLUMNS + " AND e.score <= ? ORDER BY e.score, e.seq LIMIT ?"
-_DUE_UNREADABLE = _DUE_COLUMNS + " AND e.score >= '' ORDER BY e.seq LIMIT ?"
+_DUE_UNREADABLE = _DUE_COLUMNS + " AND e.score >= '' ORDER BY e.score, e.seq LIMIT ?"
 
 
 class SQLiteMoves(SQLiteStore):
@@ -98,8 +98,8 @@ class SQLiteMoves(SQLiteStore):
         pending = rows.pending_of(found)
         if pending is not None:
             score = found[pending].ts
-            if score is None:  # an unreadable due time: the new request's
-                score = tx.now if request.when is None else max(request.when, tx.now)
+            if score is None:  # an unreadable score: now, or the requested due time
+                score = tx.now if pending is State.QUEUED else max(request.when or 0.0, tx.now)
                 rows.set_score(tx, pending, queue, task_id, score)
             if request.unique:
                 # keep the pending copy's place; store the latest payload
@@ -122,7 +122,8 @@ class SQLiteMoves(SQLiteStore):
         return EnqueueResult(task_id, state, created=True, ts=score)
 
     def _replace_payload(self, tx: Tx, request: EnqueueRequest, score: float) -> None:
-        # a pending id that had lost its data gets data again
+        """Store the request's payload for the pending copy; a pending id whose
+        data was lost gets data again (the request's fields, at ``score``)."""
         tx.db.execute(
             "INSERT INTO taskq_tasks (queue, id, payload, priority, scheduled_at, "
             "time_last_queued, executions_count) VALUES (?, ?, ?, ?, ?, ?, 0) "
@@ -340,7 +341,7 @@ class SQLiteMoves(SQLiteStore):
         a number), oldest first."""
         if limit <= 0:
             return []
-        with self._read() as db:
+        with self._connections.using() as db:
             found = db.execute(
                 "SELECT queue, id FROM taskq_entries WHERE state = 'active' "
                 "AND (score < ? OR score >= '') ORDER BY score, seq LIMIT ?",

@@ -25,7 +25,7 @@ from taskq_core.brokers.sqlite._codec import (
     text,
     unreadable_record,
 )
-from taskq_core.states import State
+from taskq_core.states import STATES, State
 
 __all__ = [
     "DATA_COLUMNS",
@@ -54,7 +54,9 @@ __all__ = [
 
 #: the columns of ``taskq_tasks`` that :func:`stored_task` reads, in order
 DATA_COLUMNS = "payload, priority, scheduled_at, time_last_queued, executions_count"
-#: the same, of the ``taskq_tasks`` row joined as ``t``
+#: the states an entry may be in (an entry with another is ignored)
+_STATE_VALUES = frozenset(state.value for state in STATES)
+#: :data:`DATA_COLUMNS` of the ``taskq_tasks`` row joined as ``t``
 DATA_COLUMNS_OF_T = ", ".join(f"t.{column}" for column in DATA_COLUMNS.split(", "))
 
 
@@ -102,11 +104,7 @@ def copies(tx: Tx, queue: str, task_id: str) -> dict[State, Entry]:
         "SELECT state, seq, score, owner FROM taskq_entries WHERE queue = ? AND id = ?",
         (queue, task_id),
     ).fetchall()
-    return {
-        State(row[0]): Entry(row[1], row[2], row[3])
-        for row in rows
-        if row[0] in State._value2member_map_
-    }
+    return {State(row[0]): Entry(row[1], row[2], row[3]) for row in rows if row[0] in _STATE_VALUES}
 
 
 def pending_of(found: dict[State, Entry]) -> State | None:
