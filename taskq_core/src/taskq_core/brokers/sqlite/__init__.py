@@ -17,11 +17,13 @@ taskq knows is refused)::
 
 It is built like the memory broker, one module per section: ``_store``
 (connections and transactions), ``_rows`` (the row helpers), ``_moves``
-(the state moves), ``_inspection`` (inspection and repair), ``_coordination``
-(locks, queue slots, rate limits, notifications) and ``_broker``, where
-:class:`SQLiteBroker` composes them; ``_schema`` holds the tables and their
-migrations, ``_connection`` the per-thread connections, ``_codec`` what is
-checked on the way in and out, ``_location`` the URLs and the default file.
+(enqueue, pop, heartbeat, finish), ``_recovery`` (lost runs, due tasks),
+``_ending`` (the end of a run both share), ``_inspection`` (inspection and
+repair), ``_coordination`` (locks, queue slots, rate limits, notifications)
+and ``_broker``, where :class:`SQLiteBroker` composes them; ``_schema`` holds
+the tables and their migrations, ``_connection`` the per-thread connections,
+``_forkgate`` keeps forks out of transactions, ``_codec`` checks what goes in
+and out, ``_location`` has the URLs and the default file.
 """
 
 from __future__ import annotations

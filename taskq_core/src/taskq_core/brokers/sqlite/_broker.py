@@ -14,6 +14,7 @@ from taskq_core.brokers.sqlite._coordination import SQLiteCoordination
 from taskq_core.brokers.sqlite._inspection import SQLiteInspection
 from taskq_core.brokers.sqlite._location import default_path, path_from_url
 from taskq_core.brokers.sqlite._moves import SQLiteMoves
+from taskq_core.brokers.sqlite._recovery import SQLiteRecovery
 
 __all__ = ["SQLiteBroker", "setup_warnings"]
 
@@ -30,7 +31,7 @@ def setup_warnings(path: Path, journal_mode: str | None) -> list[str]:
     ]
 
 
-class SQLiteBroker(SQLiteMoves, SQLiteInspection, SQLiteCoordination, Broker):
+class SQLiteBroker(SQLiteMoves, SQLiteRecovery, SQLiteInspection, SQLiteCoordination, Broker):
     """A broker on one SQLite file, for any number of worker processes and
     threads on one machine (standard library ``sqlite3`` only).
 

@@ -1,8 +1,9 @@
-"""The SQLite broker's state moves: enqueue, pop, heartbeat, the end of a
-run, the recovery of lost runs and due scheduled tasks (see
-:mod:`taskq_core.broker.moves`). Each public method is one write
-transaction; the batched forms (``enqueue_many``, ``heartbeat_many``,
-``finish_many``, ``finish_many_then_pop``) are one transaction for the batch."""
+"""The SQLite broker's state moves of the worker and ``delay``: enqueue,
+pop, heartbeat and the end of a run (see :mod:`taskq_core.broker.moves`;
+the recovery of lost runs and due tasks are in ``_recovery``). Each public
+method is one write transaction; the batched forms (``enqueue_many``,
+``heartbeat_many``, ``finish_many``, ``finish_many_then_pop``) are one
+transaction for the batch."""
 
 from __future__ import annotations
 
@@ -20,13 +21,11 @@ from taskq_core.broker import (
 )
 from taskq_core.brokers.sqlite import _rows as rows
 from taskq_core.brokers.sqlite._codec import (
-    check_end,
     check_request,
-    encode_execution,
     meta_problem,
-    number,
     text,
 )
+from taskq_core.brokers.sqlite._ending import checked_end, end_run
 from taskq_core.brokers.sqlite._rows import Tx
 from taskq_core.brokers.sqlite._store import SQLiteStore
 from taskq_core.exceptions import QueueFullException
@@ -45,18 +44,6 @@ _POP = f"""
     ORDER BY e.priority DESC, e.score, e.seq
     LIMIT ?
 """
-#: scheduled entries due by now, earliest first; then those whose due time is
-#: not a number (text sorts after every number: ``score >= ''``)
-_DUE_COLUMNS = """
-    SELECT e.seq, e.id, e.score, t.priority, t.scheduled_at, t.time_last_queued,
-        t.executions_count, t.rowid IS NOT NULL,
-        EXISTS (SELECT 1 FROM taskq_entries q
-                WHERE q.queue = e.queue AND q.state = 'queued' AND q.id = e.id)
-    FROM taskq_entries e LEFT JOIN taskq_tasks t ON t.queue = e.queue AND t.id = e.id
-    WHERE e.queue = ? AND e.state = 'scheduled'
-"""
-_DUE = _DUE_COLUMNS + " AND e.score <= ? ORDER BY e.score, e.seq LIMIT ?"
-_DUE_UNREADABLE = _DUE_COLUMNS + " AND e.score >= '' ORDER BY e.score, e.seq LIMIT ?"
 
 
 class SQLiteMoves(SQLiteStore):
@@ -252,7 +239,7 @@ class SQLiteMoves(SQLiteStore):
         defer_seconds: float,
     ) -> tuple[list[bool], list[StoredTask]]:
         """The finishes, then the next pop, in one transaction."""
-        records = [self._checked_end(r) for r in requests]
+        records = [checked_end(r) for r in requests]
         with self._write() as tx:
             ended = [
                 self._finish(tx, queue, r.task_id, worker_id, r, record)
@@ -260,12 +247,6 @@ class SQLiteMoves(SQLiteStore):
             ]
             popped = self._pop(tx, queue, limit, worker_id, defer_seconds) if limit > 0 else []
         return ended, popped
-
-    @staticmethod
-    def _checked_end(request: FinishRequest) -> bytes | None:
-        """Check a run's end before anything is written; its encoded record."""
-        check_end(request.outcome, request.when, request.max_stored_executions)
-        return None if request.execution is None else encode_execution(request.execution)
 
     def _finish(
         self,
@@ -279,144 +260,5 @@ class SQLiteMoves(SQLiteStore):
         active = rows.entry(tx, State.ACTIVE, queue, task_id)
         if active is None or active.owner != worker_id:
             return False
-        self._end_run(tx, queue, task_id, request, record)
+        end_run(tx, queue, task_id, request, record)
         return True
-
-    def _end_run(
-        self, tx: Tx, queue: str, task_id: str, request: FinishRequest, record: bytes | None
-    ) -> None:
-        outcome, when = request.outcome, request.when
-        rows.remove(tx, State.ACTIVE, queue, task_id)
-        data = rows.data_row(tx, queue, task_id)
-        problem = None if data is None else meta_problem(*data[1:])
-        if record is not None and data is not None:
-            count = data[4]
-            rows.append_execution(
-                tx,
-                queue,
-                task_id,
-                record,
-                request.max_stored_executions,
-                count_it=type(count) is int and count >= 0,
-            )
-        if problem is not None and outcome != "done":
-            # its fields cannot be trusted to make it pending again: to error,
-            # with the run's record and one saying why
-            message = f"the task's metadata {problem}"
-            rows.fail_unreadable(tx, queue, task_id, State.ACTIVE, message)
-            return
-        found = rows.copies(tx, queue, task_id)
-        pending = rows.pending_of(found)
-        in_error = State.ERROR in found
-        if outcome == "done":
-            if pending is None and not in_error:
-                rows.delete_data(tx, queue, task_id)
-            elif not in_error and data is not None:
-                # a successful run clears the records of earlier failures
-                rows.reset_executions(tx, queue, task_id)
-            return
-        if outcome == "error":
-            if in_error:
-                rows.set_score(tx, State.ERROR, queue, task_id, tx.now)
-            else:
-                rows.add(tx, State.ERROR, queue, task_id, tx.now)
-            return
-        if outcome == "retry":
-            target, due = State.SCHEDULED, (tx.now if when is None else float(when))
-        elif when is None or when <= tx.now:
-            target, due = State.QUEUED, tx.now
-        else:
-            target, due = State.SCHEDULED, float(when)
-        if pending is not None:
-            # the pending twin absorbs this copy: one pending copy, earliest time
-            current = found[pending].ts
-            if current is None or due < current:
-                rows.set_score(tx, pending, queue, task_id, due)
-            return
-        rows.add(tx, target, queue, task_id, due)
-
-    # -- recovery ---------------------------------------------------------------
-    def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
-        """Active tasks whose last heartbeat is before ``older_than`` (or not
-        a number), oldest first."""
-        if limit <= 0:
-            return []
-        with self._connections.using() as db:
-            found = db.execute(
-                "SELECT queue, id FROM taskq_entries WHERE state = 'active' "
-                "AND (score < ? OR score >= '') ORDER BY score, seq LIMIT ?",
-                (older_than, limit),
-            ).fetchall()
-        return [(text(queue), text(task_id)) for queue, task_id in found]
-
-    def recover_expired(
-        self,
-        queue: str,
-        task_id: str,
-        older_than: float,
-        outcome: FinishOutcome,
-        *,
-        when: float | None = None,
-        execution: Execution | None = None,
-        max_stored_executions: int | None = None,
-    ) -> bool:
-        """End the run of a task whose heartbeat is still before ``older_than``."""
-        request = FinishRequest(task_id, outcome, when, execution, max_stored_executions)
-        record = self._checked_end(request)
-        with self._write() as tx:
-            if not self._expired(tx, queue, task_id, older_than):
-                return False
-            self._end_run(tx, queue, task_id, request, record)
-            return True
-
-    @staticmethod
-    def _expired(tx: Tx, queue: str, task_id: str, older_than: float) -> bool:
-        active = rows.entry(tx, State.ACTIVE, queue, task_id)
-        if active is None:
-            return False
-        heartbeat = active.ts
-        return heartbeat is None or heartbeat < older_than
-
-    def drop_expired_missing(self, queue: str, task_id: str, older_than: float) -> bool:
-        """Remove an expired active id whose data is missing, in one transaction."""
-        with self._write() as tx:
-            if not self._expired(tx, queue, task_id, older_than):
-                return False
-            if rows.data_row(tx, queue, task_id) is not None:
-                return False
-            rows.remove(tx, State.ACTIVE, queue, task_id)
-            return True
-
-    # -- due tasks ----------------------------------------------------------------
-    def move_due(self, queue: str, limit: int) -> int:
-        """Move scheduled tasks due by now to ``queued``, keeping due-time order;
-        a due task whose data is unreadable goes to ``error`` instead."""
-        if limit <= 0:
-            return 0
-        with self._write() as tx:
-            due = tx.db.execute(_DUE, (queue, tx.now, limit)).fetchall()
-            if len(due) < limit:
-                due += tx.db.execute(_DUE_UNREADABLE, (queue, limit - len(due))).fetchall()
-            moved = 0
-            for seq, raw_id, score, *data, has_data, queued in due:
-                task_id = text(raw_id)
-                tx.db.execute("DELETE FROM taskq_entries WHERE seq = ?", (seq,))
-                if queued:
-                    continue
-                due_at = number(score)
-                if due_at is None and not has_data:
-                    tx.dropped.append(
-                        DroppedTask(queue, task_id, State.SCHEDULED, "its data is missing")
-                    )
-                    continue
-                problem = meta_problem(*data) if has_data else None
-                if due_at is None:
-                    problem = f"the task's due time is not a number: {score!r:.40}"
-                if problem is not None:
-                    message = problem if due_at is None else f"the task's metadata {problem}"
-                    rows.fail_unreadable(tx, queue, task_id, State.SCHEDULED, message)
-                    continue
-                assert due_at is not None
-                rows.add(tx, State.QUEUED, queue, task_id, due_at)
-                moved += 1
-            return moved
