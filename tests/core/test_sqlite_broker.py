@@ -4,6 +4,7 @@ refuses."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -401,3 +402,53 @@ def test_an_unreadable_version_table_is_refused(tmp_path: Path, content: list[ob
         db.executemany("INSERT INTO taskq_schema VALUES (?)", [(v,) for v in content])
     with pytest.raises(SchemaError, match="taskq_schema"):
         SQLiteBroker(path).queue_sizes(Q)
+
+
+def test_a_default_directory_that_cannot_be_created_is_an_error(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default file whose directory cannot be created (a file is in the
+    way) is a BrokerError naming the directory, not a retried outage."""
+    (tmp_path / "in-the-way").write_text("")
+    monkeypatch.setenv(DEFAULT_PATH_ENV, str(tmp_path / "in-the-way" / "queue.db"))
+    broker = SQLiteBroker()
+    with pytest.raises(BrokerError, match="cannot create") as raised:
+        _enqueue(broker)
+    assert not isinstance(raised.value, BrokerConnectionError)
+    assert "in-the-way" in str(raised.value)
+
+
+def _open_files(path: Path) -> int:
+    """How many descriptors of this process are open on ``path``."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            if Path(os.readlink(fd)) == path:
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_connections_of_ended_threads_are_closed(broker: SQLiteBroker) -> None:
+    """Each thread gets its own connection; those of threads that have ended
+    are closed when another is opened, so short-lived threads leak nothing."""
+    _enqueue(broker, "main")
+    for number in range(20):
+        thread = threading.Thread(target=_enqueue, args=(broker, f"t{number}"))
+        thread.start()
+        thread.join()
+    assert broker.queue_sizes(Q)[State.QUEUED] == 21
+    assert _open_files(broker.path) <= 2  # this thread's and the last thread's
+    broker.close()
+    assert _open_files(broker.path) == 0
+
+
+def test_a_closed_broker_reopens_on_next_use(broker: SQLiteBroker) -> None:
+    """close() releases the connections; the next call opens a new one."""
+    _enqueue(broker, "a")
+    broker.close()
+    _enqueue(broker, "b")
+    assert broker.queue_sizes(Q)[State.QUEUED] == 2
