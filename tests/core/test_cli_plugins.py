@@ -79,7 +79,7 @@ def test_plugins_lists_core() -> None:
     lines = result.output.splitlines()
     assert lines[0] == f"core: taskq-core {importlib.metadata.version('taskq-core')}"
     assert "  hooks:     taskq_register" in lines
-    assert "  brokers:   memory (memory://)" in lines
+    assert "  brokers:   memory (memory://), sqlite (sqlite://)" in lines
     assert "  runners:   default" in lines
     assert not [line for line in lines if line and not line.startswith(" ")][1:]
 
@@ -306,8 +306,9 @@ def test_fresh_environment_says_which_distribution_provides_redis(isolated_pytho
     result = isolated_python.run("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        'Unknown broker "redis". Installed brokers: memory (memory://). The "redis" broker '
-        "is provided by taskq-redis: install it with `pip install taskq-redis`."
+        'Unknown broker "redis". Installed brokers: memory (memory://), sqlite (sqlite://). '
+        'The "redis" broker is provided by taskq-redis: '
+        "install it with `pip install taskq-redis`."
     )
 
 

@@ -501,7 +501,9 @@ def test_unknown_broker_lists_installed_and_names_the_distribution(
     with pytest.raises(UnknownBrokerError) as by_name:
         make_broker("redis")
     message = str(by_name.value)
-    assert message.startswith('Unknown broker "redis". Installed brokers: memory (memory://).')
+    assert message.startswith(
+        'Unknown broker "redis". Installed brokers: memory (memory://), sqlite (sqlite://).'
+    )
     assert "taskq-redis" in message
     with pytest.raises(UnknownBrokerError) as by_url:
         make_broker("rediss://:secret@host:6380/0")

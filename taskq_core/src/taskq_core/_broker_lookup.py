@@ -43,6 +43,7 @@ KNOWN_BROKER_DISTRIBUTIONS: Mapping[str, str] = {
     "rediss": "taskq-redis",
     "unix": "taskq-redis",
     "memory": "taskq-core",
+    "sqlite": "taskq-core",
 }
 
 

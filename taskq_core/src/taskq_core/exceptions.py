@@ -20,6 +20,7 @@ __all__ = [
     "PolicyError",
     "QueueFullException",
     "RetryException",
+    "SchemaError",
     "SerializationError",
     "StopRetry",
     "TaskImportError",
@@ -52,6 +53,11 @@ class BrokerError(TaskQError):
 
 class BrokerConnectionError(BrokerError, ConnectionError):
     """The broker cannot be reached (the worker backs off and retries)."""
+
+
+class SchemaError(BrokerError):
+    """A broker's stored schema cannot be used: it is newer than this taskq
+    knows (upgrade taskq), or it is not taskq's. Retrying does not help."""
 
 
 class SerializationError(TaskQError, TypeError):

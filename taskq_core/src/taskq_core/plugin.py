@@ -1,6 +1,6 @@
 """taskq's built-in plugin ``core``.
 
-It registers core's memory broker, the default runner, the executors and the
+It registers core's memory and SQLite brokers, the default runner, the executors and the
 ``taskq`` CLI commands through the same ``taskq_register`` hook that
 third-party plugins implement, and it is loaded the same way: through its
 entry point (group ``taskq``, name ``core``). It always loads, even with
@@ -16,6 +16,7 @@ from typing import Any
 
 from taskq_core._registry import Registry
 from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.brokers.sqlite import SQLiteBroker
 from taskq_core.cli import inspect_cmd, worker_cmd
 from taskq_core.executors import EXECUTORS
 from taskq_core.hookspecs import hookimpl
@@ -23,12 +24,17 @@ from taskq_core.runners import DefaultRunner
 from taskq_core.types import App
 from taskq_core.worker import Worker
 
-__all__ = ["memory_broker", "run_worker", "taskq_register"]
+__all__ = ["memory_broker", "run_worker", "sqlite_broker", "taskq_register"]
 
 
 def memory_broker(**options: Any) -> MemoryBroker:
     """Build the in-process memory broker."""
     return MemoryBroker(**options)
+
+
+def sqlite_broker(**options: Any) -> SQLiteBroker:
+    """Build the SQLite broker (``url=`` a ``sqlite://`` URL; none: the default file)."""
+    return SQLiteBroker(**options)
 
 
 def run_worker(
@@ -40,8 +46,10 @@ def run_worker(
 
 @hookimpl(trylast=True)
 def taskq_register(register: Registry) -> None:
-    """Register the memory broker, the default runner, executors and commands."""
+    """Register the memory and SQLite brokers, the default runner, executors
+    and commands."""
     register.broker("memory", memory_broker, schemes=("memory",))
+    register.broker("sqlite", sqlite_broker, schemes=("sqlite",))
     register.runner("default", DefaultRunner)
     for name, factory in EXECUTORS.items():
         register.executor(name, factory)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import click
 
 from taskq_core.cli.common import AppCommand, app_options, make_app, parse_list
+from taskq_core.exceptions import SchemaError
 from taskq_core.executors import DEFAULT_EXECUTOR
 from taskq_core.logging import setup_structlog
 from taskq_core.plugins import get_registry
@@ -170,7 +171,10 @@ def worker(**params: Any) -> None:
     """Run a worker: process tasks until stopped (SIGTERM/SIGINT stop it cleanly)."""
     worker_params = {k: params.pop(k) for k in _WORKER_KEYS}
     app = make_app(params)
-    run_worker_command(app, worker_params)
+    try:
+        run_worker_command(app, worker_params)
+    except SchemaError as exc:  # a broker's stored schema it cannot use: say so, exit 1
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
