@@ -66,16 +66,38 @@ def test_a_stuck_thread_fails_its_task_and_the_others_go_on(app: TaskQ) -> None:
     assert {tid for _, tid, _ in ct.seen} >= {t.id for t in quick}
 
 
+def test_one_slot_goes_on_after_its_task_is_interrupted(app: TaskQ) -> None:
+    """With one slot, a task past its hard timeout fails and its thread,
+    interrupted, returns: the slot is free again and the worker runs the
+    other tasks (it does not take the slot for lost)."""
+    ct.reset(1)
+    app.delay(ct.spin_for, args=[30], hard_timeout=0.3)
+    quick = [app.delay(ct.record_value, args=[i]) for i in range(3)]
+    app.run_worker(executor="threads", concurrency=1, burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert {tid for _, tid, _ in ct.seen} == {t.id for t in quick}
+    assert app.get_queue_stats() == {"default": {"error": 1}}
+
+
 def test_all_slots_abandoned_exits_the_worker(app: TaskQ) -> None:
     """When every slot holds a thread stuck past its hard timeout where an
-    interrupt cannot reach it, the worker records the timeouts and exits
-    (for its supervisor to start a fresh one); the other tasks stay queued."""
+    interrupt cannot reach it, and still there ACTIVE_TASK_UPDATE_TIMEOUT
+    later, the worker records the timeouts and exits (for its supervisor to
+    start a fresh one); the other tasks stay queued."""
+    app.configure(
+        config={
+            "STATS_INTERVAL": 0,
+            "ACTIVE_TASK_UPDATE_TIMER": 0.1,
+            "ACTIVE_TASK_UPDATE_TIMEOUT": 0.5,
+            "SELECT_TIMEOUT": 0.1,
+        }
+    )
     for _ in range(2):
-        app.delay(ct.sleep_for, args=[3], hard_timeout=0.2)
+        app.delay(ct.sleep_for, args=[5], hard_timeout=0.2)
     waiting = app.delay(ct.record_value, args=["later"])
     started = time.time()
     app.run_worker(executor="threads", concurrency=2, burst=True)
-    assert time.time() - started < 2.5  # it did not wait for the sleeps
+    assert time.time() - started < 4  # it did not wait for the sleeps
     assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"] * 2
     assert app.get_queue_sizes("default")["queued"] == 1
     assert Task.from_id(app, "default", State.QUEUED, waiting.id).id == waiting.id
