@@ -11,6 +11,8 @@ import pytest
 
 from taskq_core import Task, TaskQ
 from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.exceptions import JobTimeoutException
+from taskq_core.runners import run_to_end
 from taskq_core.states import State
 
 
@@ -137,6 +139,31 @@ def test_async_def_tasks_run_under_every_executor(app: TaskQ, executor: str) -> 
     task = app.delay(ct.arecord, args=["x"])
     app.run_worker(executor=executor, burst=True)
     assert ct.seen == [("x", task.id, 1)]
+
+
+def test_async_def_task_past_its_hard_timeout_is_cancelled_in_a_thread(app: TaskQ) -> None:
+    """Under the threads executor an ``async def`` task waits on an event loop
+    of its own, where an interrupt does not reach it: the loop cancels it at
+    its hard timeout, so its thread returns and the one slot runs the next
+    tasks."""
+    ct.reset(1)
+    stuck = app.delay(ct.asleep_noting_cancel, args=[5], hard_timeout=0.3)
+    quick = [app.delay(ct.record_value, args=[i]) for i in range(2)]
+    app.run_worker(executor="threads", burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert ct.seen[0] == ("cancelled while waiting", stuck.id, 1)
+    assert {tid for _, tid, _ in ct.seen[1:]} == {t.id for t in quick}
+
+
+def test_run_to_end_cancels_an_awaitable_at_its_timeout() -> None:
+    """``run_to_end(coroutine, timeout)`` raises JobTimeoutException once the
+    timeout passes; a TimeoutError the coroutine raises itself stays one."""
+    with pytest.raises(JobTimeoutException, match=r"hard timeout of 0\.1 s"):
+        run_to_end(ct.asleep_for(5), 0.1)
+    with pytest.raises(TimeoutError, match="did not answer") as info:
+        run_to_end(ct.araise_timeout(), 5)
+    assert not isinstance(info.value, JobTimeoutException)
+    assert run_to_end(ct.asleep_for(0), 5) == "slept"
 
 
 def test_eager_async_def_task_returns_its_value() -> None:
