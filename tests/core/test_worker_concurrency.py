@@ -81,11 +81,13 @@ def test_one_slot_goes_on_after_its_task_is_interrupted(app: TaskQ) -> None:
     assert app.get_queue_stats() == {"default": {"error": 1}}
 
 
-def test_all_slots_abandoned_exits_the_worker(app: TaskQ) -> None:
+@pytest.mark.parametrize("executor", ["threads", "asyncio"])
+def test_all_slots_abandoned_exits_the_worker(app: TaskQ, executor: str) -> None:
     """When every slot holds a thread stuck past its hard timeout where an
-    interrupt cannot reach it, and still there ACTIVE_TASK_UPDATE_TIMEOUT
-    later, the worker records the timeouts and exits (for its supervisor to
-    start a fresh one); the other tasks stay queued."""
+    interrupt cannot reach it (threads; asyncio's threads for sync tasks),
+    and still there ACTIVE_TASK_UPDATE_TIMEOUT later, the worker records the
+    timeouts and exits (for its supervisor to start a fresh one); the other
+    tasks stay queued."""
     app.configure(
         config={
             "STATS_INTERVAL": 0,
@@ -98,7 +100,7 @@ def test_all_slots_abandoned_exits_the_worker(app: TaskQ) -> None:
         app.delay(ct.sleep_for, args=[5], hard_timeout=0.2)
     waiting = app.delay(ct.record_value, args=["later"])
     started = time.time()
-    app.run_worker(executor="threads", concurrency=2, burst=True)
+    app.run_worker(executor=executor, concurrency=2, burst=True)
     assert time.time() - started < 4  # it did not wait for the sleeps
     assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"] * 2
     assert app.get_queue_sizes("default")["queued"] == 1
@@ -129,6 +131,20 @@ def test_asyncio_hard_timeout_cancels_the_coroutine(app: TaskQ) -> None:
     assert time.time() - started < 10
     assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
     assert [tid for _, tid, _ in ct.seen] == [sync.id]
+
+
+def test_asyncio_hard_timeout_interrupts_a_sync_task(app: TaskQ) -> None:
+    """A sync task given to the asyncio executor runs in a thread beside the
+    loop: past its hard timeout it fails with JobTimeoutException and its
+    thread is interrupted (as with threads), so the one slot runs the next
+    tasks."""
+    ct.reset(1)
+    app.delay(ct.spin_for, args=[5], hard_timeout=0.3)
+    quick = [app.delay(ct.arecord, args=[str(i)]) for i in range(2)]
+    app.run_worker(executor="asyncio", burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert {tid for _, tid, _ in ct.seen} == {t.id for t in quick}
+    assert app.get_queue_stats() == {"default": {"error": 1}}
 
 
 @pytest.mark.parametrize("executor", ["sync", "threads"])

@@ -15,34 +15,26 @@ supervisor to start a fresh process.
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import RunResult, exception_name, make_execution, run_group
+from taskq_core.execution import RunResult, run_group
 from taskq_core.executors.base import (
+    THREAD_INTERRUPTED,
     Executor,
     ExecutorHost,
     Finished,
     Run,
     WakePipe,
+    interrupt_thread,
     requeue_results,
+    timeout_results,
 )
 
 __all__ = ["ThreadsExecutor", "interrupt_thread"]
-
-
-def interrupt_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
-    """Raise ``exc_type`` inside ``thread`` at its next Python instruction."""
-    if thread.ident is None or not thread.is_alive():
-        return False
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
-    )
-    return bool(done == 1)
 
 
 @dataclass(eq=False)
@@ -173,17 +165,5 @@ class ThreadsExecutor(Executor):
             self.worker.log.error("hard timeout elapsed in worker thread", hard_timeout=run.timeout)
             assert slot.thread is not None
             interrupt_thread(slot.thread, JobTimeoutException)
-            record = make_execution(
-                run.started,
-                None,
-                store_tracebacks=self.worker.store_tracebacks,
-                name=exception_name(JobTimeoutException),
-                message=f"hard timeout of {run.timeout:g} s elapsed; the task's thread was "
-                "interrupted (or abandoned if it could not be)",
-                worker_id=self.worker.id,
-            )
-            elapsed = now - run.started
-            finished.append(
-                (run, [RunResult(t.id, False, elapsed, record, timed_out=True) for t in run.tasks])
-            )
+            finished.append((run, timeout_results(self.worker, run, THREAD_INTERRUPTED)))
         return finished
