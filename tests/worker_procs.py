@@ -3,7 +3,8 @@
 Shared by the process-level tests of every distribution: each worker gets its
 own log file in a trace directory, runs in its own session (so a test can
 signal the whole process group, as supervisors do) and is killed at cleanup if
-a test left it running.
+a test left it running. :data:`MODES` are the executor and concurrency pairs
+the process-level suites run every scenario with.
 """
 
 from __future__ import annotations
@@ -16,10 +17,70 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerPool", "bound_app", "lines", "rebind", "running", "wait_for"]
+__all__ = [
+    "EACH_EXECUTOR",
+    "EXECUTORS",
+    "MODES",
+    "Mode",
+    "N",
+    "WorkerPool",
+    "bound_app",
+    "lines",
+    "rebind",
+    "running",
+    "wait_for",
+]
+
+#: the executors of taskq-core, by their ``--executor`` name
+EXECUTORS = ("fork", "pool", "threads", "sync", "asyncio")
+#: how many task groups a worker runs at once in the ``-c N`` runs of the suites
+N = 3
+
+
+@dataclass(frozen=True)
+class Mode:
+    """An executor and a concurrency to start `taskq worker` with."""
+
+    executor: str
+    concurrency: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.executor}-c{self.concurrency}"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The worker's command-line options for this mode."""
+        return ("--executor", self.executor, "-c", str(self.concurrency))
+
+    @property
+    def forks(self) -> bool:
+        """Tasks run in child processes (else in the worker's own process)."""
+        return self.executor in ("fork", "pool")
+
+    def task(self, app: Any, name: str, index: int = 0) -> Any:
+        """The task function ``name`` of ``app``, or its ``async def`` twin
+        ``a<name>``, for the ``index``-th task of a scenario: the executor's
+        own kind first (async for ``asyncio``, sync for the others), then the
+        other kind, alternating, so at ``-c N`` every executor runs both."""
+        use_async = (self.executor == "asyncio") == (index % 2 == 0)
+        return getattr(app, f"a{name}" if use_async else name)
+
+
+#: every executor one task at a time and ``N`` at once; ``sync -c N`` is left
+#: out: it is the ``threads`` executor (docs/workers.md), run as ``threads-c3``
+MODES = [
+    Mode(executor, concurrency)
+    for executor in EXECUTORS
+    for concurrency in (1, N)
+    if not (executor == "sync" and concurrency > 1)
+]
+#: every executor once, at its widest (``-c N``; ``sync`` at ``-c 1``): for
+#: scenarios where the number of slots changes nothing
+EACH_EXECUTOR = [Mode(executor, 1 if executor == "sync" else N) for executor in EXECUTORS]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:

@@ -80,6 +80,23 @@ async def asleep_for(seconds: float) -> str:
     return "slept"
 
 
+async def asleep_noting_cancel(seconds: float) -> None:
+    """Sleep on the loop; if cancelled, note in :data:`seen` whether that was
+    during the sleep (``cancelled while waiting``) or only after it."""
+    end = time.time() + seconds
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        when = "while waiting" if time.time() < end else "after the wait"
+        seen.append((f"cancelled {when}", APP["tq"].current_task.id, 1))
+        raise
+
+
+async def araise_timeout() -> None:
+    """Fails with a ``TimeoutError`` of its own (not a hard timeout)."""
+    raise TimeoutError("the service did not answer")
+
+
 async def arecord(label: str) -> None:
     await asyncio.sleep(0)
     seen.append((label, APP["tq"].current_task.id, 1))

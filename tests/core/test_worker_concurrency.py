@@ -12,9 +12,11 @@ import pytest
 from taskq_core import Task, TaskQ
 from taskq_core.broker import FinishRequest
 from taskq_core.brokers.memory import MemoryBroker
+from taskq_core.exceptions import JobTimeoutException
 from taskq_core.execution import run_group
 from taskq_core.executors import Executor, Finished, Run
 from taskq_core.executors.base import ExecutorHost
+from taskq_core.runners import run_to_end
 from taskq_core.states import State
 
 
@@ -70,16 +72,40 @@ def test_a_stuck_thread_fails_its_task_and_the_others_go_on(app: TaskQ) -> None:
     assert {tid for _, tid, _ in ct.seen} >= {t.id for t in quick}
 
 
-def test_all_slots_abandoned_exits_the_worker(app: TaskQ) -> None:
+def test_one_slot_goes_on_after_its_task_is_interrupted(app: TaskQ) -> None:
+    """With one slot, a task past its hard timeout fails and its thread,
+    interrupted, returns: the slot is free again and the worker runs the
+    other tasks (it does not take the slot for lost)."""
+    ct.reset(1)
+    app.delay(ct.spin_for, args=[30], hard_timeout=0.3)
+    quick = [app.delay(ct.record_value, args=[i]) for i in range(3)]
+    app.run_worker(executor="threads", concurrency=1, burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert {tid for _, tid, _ in ct.seen} == {t.id for t in quick}
+    assert app.get_queue_stats() == {"default": {"error": 1}}
+
+
+@pytest.mark.parametrize("executor", ["threads", "asyncio"])
+def test_all_slots_abandoned_exits_the_worker(app: TaskQ, executor: str) -> None:
     """When every slot holds a thread stuck past its hard timeout where an
-    interrupt cannot reach it, the worker records the timeouts and exits
-    (for its supervisor to start a fresh one); the other tasks stay queued."""
+    interrupt cannot reach it (threads; asyncio's threads for sync tasks),
+    and still there ACTIVE_TASK_UPDATE_TIMEOUT later, the worker records the
+    timeouts and exits (for its supervisor to start a fresh one); the other
+    tasks stay queued."""
+    app.configure(
+        config={
+            "STATS_INTERVAL": 0,
+            "ACTIVE_TASK_UPDATE_TIMER": 0.1,
+            "ACTIVE_TASK_UPDATE_TIMEOUT": 0.5,
+            "SELECT_TIMEOUT": 0.1,
+        }
+    )
     for _ in range(2):
-        app.delay(ct.sleep_for, args=[3], hard_timeout=0.2)
+        app.delay(ct.sleep_for, args=[5], hard_timeout=0.2)
     waiting = app.delay(ct.record_value, args=["later"])
     started = time.time()
-    app.run_worker(executor="threads", concurrency=2, burst=True)
-    assert time.time() - started < 2.5  # it did not wait for the sleeps
+    app.run_worker(executor=executor, concurrency=2, burst=True)
+    assert time.time() - started < 4  # it did not wait for the sleeps
     assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"] * 2
     assert app.get_queue_sizes("default")["queued"] == 1
     assert Task.from_id(app, "default", State.QUEUED, waiting.id).id == waiting.id
@@ -111,6 +137,20 @@ def test_asyncio_hard_timeout_cancels_the_coroutine(app: TaskQ) -> None:
     assert [tid for _, tid, _ in ct.seen] == [sync.id]
 
 
+def test_asyncio_hard_timeout_interrupts_a_sync_task(app: TaskQ) -> None:
+    """A sync task given to the asyncio executor runs in a thread beside the
+    loop: past its hard timeout it fails with JobTimeoutException and its
+    thread is interrupted (as with threads), so the one slot runs the next
+    tasks."""
+    ct.reset(1)
+    app.delay(ct.spin_for, args=[5], hard_timeout=0.3)
+    quick = [app.delay(ct.arecord, args=[str(i)]) for i in range(2)]
+    app.run_worker(executor="asyncio", burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert {tid for _, tid, _ in ct.seen} == {t.id for t in quick}
+    assert app.get_queue_stats() == {"default": {"error": 1}}
+
+
 @pytest.mark.parametrize("executor", ["sync", "threads"])
 def test_async_def_tasks_run_under_every_executor(app: TaskQ, executor: str) -> None:
     """An ``async def`` task runs (on an event loop) under executors that are
@@ -119,6 +159,31 @@ def test_async_def_tasks_run_under_every_executor(app: TaskQ, executor: str) -> 
     task = app.delay(ct.arecord, args=["x"])
     app.run_worker(executor=executor, burst=True)
     assert ct.seen == [("x", task.id, 1)]
+
+
+def test_async_def_task_past_its_hard_timeout_is_cancelled_in_a_thread(app: TaskQ) -> None:
+    """Under the threads executor an ``async def`` task waits on an event loop
+    of its own, where an interrupt does not reach it: the loop cancels it at
+    its hard timeout, so its thread returns and the one slot runs the next
+    tasks."""
+    ct.reset(1)
+    stuck = app.delay(ct.asleep_noting_cancel, args=[5], hard_timeout=0.3)
+    quick = [app.delay(ct.record_value, args=[i]) for i in range(2)]
+    app.run_worker(executor="threads", burst=True)
+    assert _error_names(app) == ["taskq_core.exceptions:JobTimeoutException"]
+    assert ct.seen[0] == ("cancelled while waiting", stuck.id, 1)
+    assert {tid for _, tid, _ in ct.seen[1:]} == {t.id for t in quick}
+
+
+def test_run_to_end_cancels_an_awaitable_at_its_timeout() -> None:
+    """``run_to_end(coroutine, timeout)`` raises JobTimeoutException once the
+    timeout passes; a TimeoutError the coroutine raises itself stays one."""
+    with pytest.raises(JobTimeoutException, match=r"hard timeout of 0\.1 s"):
+        run_to_end(ct.asleep_for(5), 0.1)
+    with pytest.raises(TimeoutError, match="did not answer") as info:
+        run_to_end(ct.araise_timeout(), 5)
+    assert not isinstance(info.value, JobTimeoutException)
+    assert run_to_end(ct.asleep_for(0), 5) == "slept"
 
 
 def test_eager_async_def_task_returns_its_value() -> None:

@@ -2,15 +2,17 @@
 queue ``mix`` whose pops mix batch and plain functions and runner classes.
 
 Every call appends ``name runner id,id,...`` to ``$TASKQ_TEST_DIR/calls`` (the
-calls happen in forked children, so the trace is a file).
+calls may happen in forked children, so the trace is a file).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,13 @@ tq = TaskQ(
     }
 )
 
-_runner: list[str] = []
+#: the runner class making the current call (per thread and task: with
+#: ``-c N`` in-process executors make calls side by side)
+_runner: ContextVar[str] = ContextVar("runner", default="DefaultRunner")
 
 
 def _trace(name: str, ids: list[str]) -> None:
-    runner = _runner[-1] if _runner else "DefaultRunner"
+    runner = _runner.get()
     with open(Path(os.environ["TASKQ_TEST_DIR"]) / "calls", "a") as fh:
         fh.write(f"{name} {runner} {','.join(ids)}\n")
 
@@ -44,18 +48,18 @@ class OtherRunner(DefaultRunner):
     """A second runner class; says that it made the call."""
 
     def run_single_task(self, task: Task, hard_timeout_s: float | None) -> Any:
-        _runner.append("OtherRunner")
+        token = _runner.set("OtherRunner")
         try:
             return super().run_single_task(task, hard_timeout_s)
         finally:
-            _runner.pop()
+            _runner.reset(token)
 
     def run_batch_tasks(self, tasks: Sequence[Task], hard_timeout_s: float | None) -> Any:
-        _runner.append("OtherRunner")
+        token = _runner.set("OtherRunner")
         try:
             return super().run_batch_tasks(tasks, hard_timeout_s)
         finally:
-            _runner.pop()
+            _runner.reset(token)
 
 
 @tq.task(batch=True, queue="mix")
@@ -66,6 +70,13 @@ def batch_a(params: list[dict[str, Any]]) -> None:
 @tq.task(batch=True, queue="mix")
 def batch_b(params: list[dict[str, Any]]) -> None:
     _trace("batch_b", [t.id for t in tq.current_tasks])
+
+
+@tq.task(batch=True, queue="mix")
+async def batch_async(params: list[dict[str, Any]]) -> None:
+    """A batch function that is ``async def`` (every executor runs it)."""
+    await asyncio.sleep(0)
+    _trace("batch_async", [t.id for t in tq.current_tasks])
 
 
 @tq.task(queue="mix")

@@ -80,15 +80,30 @@ class BaseRunner:
         """Called in the worker process when ``task`` went to ``error``."""
 
 
-def run_to_end(value: Any) -> Any:
+def run_to_end(value: Any, timeout: float | None = None) -> Any:
     """``value``, or, for an awaitable (what an ``async def`` task function
     returns), what it returns once run to the end on an event loop of its own
-    (in a thread of its own when this thread already runs a loop)."""
+    (in a thread of its own when this thread already runs a loop).
+
+    With ``timeout`` the awaitable is cancelled after that many seconds and
+    :class:`JobTimeoutException` raised: the loop enforces the hard timeout
+    wherever it runs (``SIGALRM`` only reaches the main thread, and an
+    interrupt not a thread waiting for its loop's next event)."""
     if not inspect.isawaitable(value):
         return value
 
     async def await_it() -> Any:
-        return await value
+        if not timeout:
+            return await value
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await value
+        except TimeoutError:
+            if scope.expired():
+                raise JobTimeoutException(
+                    f"task exceeded its hard timeout of {timeout:g} s"
+                ) from None
+            raise
 
     try:
         asyncio.get_running_loop()
@@ -113,16 +128,17 @@ def run_to_end(value: Any) -> Any:
 
 class DefaultRunner(BaseRunner):
     """Calls the function with its arguments under a ``SIGALRM`` hard timeout;
-    an ``async def`` function is run on an event loop of its own."""
+    an ``async def`` function is run on an event loop of its own, which
+    cancels it at its hard timeout."""
 
     def run_single_task(self, task: Task, hard_timeout_s: float | None) -> Any:
         with hard_timeout(hard_timeout_s):
-            return run_to_end(task.func(*task.args, **task.kwargs))
+            return run_to_end(task.func(*task.args, **task.kwargs), hard_timeout_s)
 
     def run_batch_tasks(self, tasks: Sequence[Task], hard_timeout_s: float | None) -> Any:
         params = [{"args": t.args, "kwargs": t.kwargs} for t in tasks]
         with hard_timeout(hard_timeout_s):
-            return run_to_end(tasks[0].func(params))
+            return run_to_end(tasks[0].func(params), hard_timeout_s)
 
     def run_eager_task(self, task: Task) -> Any:
         if task.is_batch_func:

@@ -5,7 +5,10 @@ The loop runs in a thread of its own. A coroutine task runs on it directly
 (``tq.current_task`` is its own: each asyncio task has its own context); a
 hard timeout cancels it and records ``JobTimeoutException``. A plain (sync)
 task given to this executor runs in a thread beside the loop, as with the
-``threads`` executor, so sync and async tasks can share a worker.
+``threads`` executor, so sync and async tasks can share a worker: at its hard
+timeout it fails at once and its thread is interrupted, or abandoned if it
+is stuck where the interrupt cannot reach; such a thread keeps its slot
+until it returns (see :attr:`exhausted`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import (
-    RunResult,
-    exception_name,
-    make_execution,
-    run_coroutine_group,
-    run_group,
+from taskq_core.execution import RunResult, make_execution, run_coroutine_group, run_group
+from taskq_core.executors.base import (
+    THREAD_INTERRUPTED,
+    Executor,
+    ExecutorHost,
+    Finished,
+    Run,
+    WakePipe,
+    interrupt_thread,
+    timeout_results,
 )
-from taskq_core.executors.base import Executor, ExecutorHost, Finished, Run, WakePipe
 from taskq_core.task import Task
 
 __all__ = ["AsyncioExecutor"]
@@ -38,18 +44,27 @@ class AsyncioExecutor(Executor):
         super().__init__(worker)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.concurrency, thread_name_prefix="taskq-sync"
-        )
         self._running: dict[Run, concurrent.futures.Future[list[RunResult]]] = {}
+        #: threads of sync runs given up on at their hard timeout, and when
+        self._abandoned: dict[threading.Thread, float] = {}
+        self._lock = threading.Lock()
+        self._grace = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
         self._wake = WakePipe()
 
     # -- what the worker calls ----------------------------------------------------
     def free_slots(self) -> int:
-        return self.concurrency - len(self._running)
+        return self.concurrency - len(self._running) - len(self._stuck())
 
     def running(self) -> list[Run]:
         return list(self._running)
+
+    @property
+    def exhausted(self) -> bool:
+        """Every slot holds a thread given up on more than
+        ``ACTIVE_TASK_UPDATE_TIMEOUT`` ago that has not returned (as with the
+        ``threads`` executor)."""
+        limit = time.time() - self._grace
+        return sum(since <= limit for since in self._stuck()) >= self.concurrency
 
     def start(self, run: Run) -> None:
         loop = self._ensure_loop()
@@ -93,7 +108,6 @@ class AsyncioExecutor(Executor):
             if not loop.is_running():
                 loop.close()
             self._loop = None
-        self._threads.shutdown(wait=False, cancel_futures=True)
         self._wake.close()
 
     # -- the loop ------------------------------------------------------------------
@@ -114,8 +128,7 @@ class AsyncioExecutor(Executor):
         except Exception:
             native = False
         if not native:  # sync functions: in a thread beside the loop
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, self._run_sync, tasks)
+            return await self._run_in_thread(run)
         try:
             return await asyncio.wait_for(
                 run_coroutine_group(
@@ -127,21 +140,50 @@ class AsyncioExecutor(Executor):
                 run.timeout,
             )
         except TimeoutError:
-            record = make_execution(
-                run.started,
-                None,
-                store_tracebacks=self.worker.store_tracebacks,
-                name=exception_name(JobTimeoutException),
-                message=f"hard timeout of {run.timeout:g} s elapsed; the coroutine was cancelled",
-                worker_id=self.worker.id,
-            )
-            elapsed = time.time() - run.started
-            return [RunResult(t.id, False, elapsed, record, timed_out=True) for t in tasks]
+            return timeout_results(self.worker, run, "the coroutine was cancelled")
 
-    def _run_sync(self, tasks: Sequence[Task]) -> list[RunResult]:
-        return run_group(
-            self.tq, tasks, store_tracebacks=self.worker.store_tracebacks, worker_id=self.worker.id
-        )
+    async def _run_in_thread(self, run: Run) -> list[RunResult]:
+        """Run a sync group in a (daemon) thread of its own; at the group's
+        hard timeout interrupt the thread and fail the group."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[RunResult]] = loop.create_future()
+
+        def deliver(results: list[RunResult]) -> None:
+            if not done.done():  # not given up on (hard timeout, stop)
+                done.set_result(results)
+
+        def target() -> None:
+            try:
+                results = run_group(
+                    self.tq,
+                    run.tasks,
+                    store_tracebacks=self.worker.store_tracebacks,
+                    worker_id=self.worker.id,
+                )
+            except BaseException:  # an interrupt that landed outside the task itself
+                results = []
+            try:
+                loop.call_soon_threadsafe(deliver, results)
+            except RuntimeError:  # the loop is closed: the worker has stopped
+                pass
+
+        thread = threading.Thread(target=target, name="taskq-sync", daemon=True)
+        thread.start()
+        try:
+            return await asyncio.wait_for(done, run.timeout)
+        except TimeoutError:
+            with self._lock:
+                self._abandoned[thread] = time.time()
+            self.worker.log.error("hard timeout elapsed in worker thread", hard_timeout=run.timeout)
+            interrupt_thread(thread, JobTimeoutException)
+            return timeout_results(self.worker, run, THREAD_INTERRUPTED)
+
+    def _stuck(self) -> list[float]:
+        """When each thread given up on that is still running was given up on."""
+        with self._lock:
+            for thread in [t for t in self._abandoned if not t.is_alive()]:
+                del self._abandoned[thread]
+            return list(self._abandoned.values())
 
     def _collect(self) -> list[Finished]:
         finished: list[Finished] = []

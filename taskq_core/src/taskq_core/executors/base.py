@@ -13,14 +13,17 @@ right away, so it runs one group at a time.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskq_core.execution import RunResult
+from taskq_core.exceptions import JobTimeoutException
+from taskq_core.execution import RunResult, exception_name, make_execution
 
 if TYPE_CHECKING:
     from taskq_core.task import Task
@@ -141,6 +144,35 @@ def requeue_results(run: Run, reason: str) -> list[RunResult]:
     """Results that give every task of ``run`` back to its queue unrun."""
     elapsed = time.time() - run.started
     return [RunResult(t.id, False, elapsed, None, extra={"requeue": reason}) for t in run.tasks]
+
+
+#: what the record of a task stopped at its hard timeout in a thread says
+THREAD_INTERRUPTED = "the task's thread was interrupted (or abandoned if it could not be)"
+
+
+def interrupt_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
+    """Raise ``exc_type`` inside ``thread`` at its next Python instruction."""
+    if thread.ident is None or not thread.is_alive():
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+    )
+    return bool(done == 1)
+
+
+def timeout_results(host: ExecutorHost, run: Run, how: str) -> list[RunResult]:
+    """Results that fail every task of ``run`` with a ``JobTimeoutException``
+    record: its hard timeout elapsed, and ``how`` says what was done about it."""
+    record = make_execution(
+        run.started,
+        None,
+        store_tracebacks=host.store_tracebacks,
+        name=exception_name(JobTimeoutException),
+        message=f"hard timeout of {run.timeout:g} s elapsed; {how}",
+        worker_id=host.id,
+    )
+    elapsed = time.time() - run.started
+    return [RunResult(t.id, False, elapsed, record, timed_out=True) for t in run.tasks]
 
 
 class WakePipe:

@@ -6,41 +6,35 @@ timeout fails with ``JobTimeoutException`` at once; its thread is interrupted
 (the exception is raised inside it at its next Python instruction) and, if it
 is stuck where that cannot reach (a blocking call in C), abandoned: the slot
 stays taken until the thread returns. While fewer than all slots hold
-abandoned threads the worker goes on; once every slot does, the executor is
+abandoned threads the worker goes on; once every slot holds one that has not
+returned ``ACTIVE_TASK_UPDATE_TIMEOUT`` after it was given up on (the time a
+forked child gets before ``SIGKILL``), the executor is
 :attr:`~Executor.exhausted` and the worker exits (status 0) for its
 supervisor to start a fresh process.
 """
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import RunResult, exception_name, make_execution, run_group
+from taskq_core.execution import RunResult, run_group
 from taskq_core.executors.base import (
+    THREAD_INTERRUPTED,
     Executor,
     ExecutorHost,
     Finished,
     Run,
     WakePipe,
+    interrupt_thread,
     requeue_results,
+    timeout_results,
 )
 
 __all__ = ["ThreadsExecutor", "interrupt_thread"]
-
-
-def interrupt_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
-    """Raise ``exc_type`` inside ``thread`` at its next Python instruction."""
-    if thread.ident is None or not thread.is_alive():
-        return False
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
-    )
-    return bool(done == 1)
 
 
 @dataclass(eq=False)
@@ -48,8 +42,12 @@ class _Slot:
     thread: threading.Thread | None = None
     inbox: queue.SimpleQueue[Run | None] = field(default_factory=queue.SimpleQueue)
     run: Run | None = None
-    #: the run this slot's thread was given up on (hard timeout, stop)
-    abandoned: bool = False
+    #: when the worker gave up on the slot's run (hard timeout, stop), if it did
+    abandoned_at: float | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self.abandoned_at is not None
 
 
 class ThreadsExecutor(Executor):
@@ -60,6 +58,9 @@ class ThreadsExecutor(Executor):
         self._slots = [_Slot() for _ in range(self.concurrency)]
         self._done: queue.SimpleQueue[tuple[_Slot, Run, list[RunResult]]] = queue.SimpleQueue()
         self._wake = WakePipe()
+        #: guards giving up on a slot against its thread returning at that moment
+        self._lock = threading.Lock()
+        self._grace = float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
 
     # -- what the worker calls ----------------------------------------------------
     def free_slots(self) -> int:
@@ -70,7 +71,13 @@ class ThreadsExecutor(Executor):
 
     @property
     def exhausted(self) -> bool:
-        return all(slot.abandoned for slot in self._slots)
+        """Every slot holds a thread given up on more than
+        ``ACTIVE_TASK_UPDATE_TIMEOUT`` ago that has not returned."""
+        limit = time.time() - self._grace
+        with self._lock:
+            return all(
+                slot.abandoned_at is not None and slot.abandoned_at <= limit for slot in self._slots
+            )
 
     def start(self, run: Run) -> None:
         slot = next(slot for slot in self._slots if slot.run is None)
@@ -97,10 +104,11 @@ class ThreadsExecutor(Executor):
         """Threads cannot be killed: their tasks go back to the queue now and
         whatever the threads still do is ignored."""
         finished = []
-        for slot in self._slots:
-            if slot.run is not None and not slot.abandoned:
-                finished.append((slot.run, requeue_results(slot.run, "worker stopping")))
-                slot.abandoned = True
+        with self._lock:
+            for slot in self._slots:
+                if slot.run is not None and not slot.abandoned:
+                    finished.append((slot.run, requeue_results(slot.run, "worker stopping")))
+                    slot.abandoned_at = time.time()
         return finished
 
     def close(self) -> None:
@@ -121,6 +129,10 @@ class ThreadsExecutor(Executor):
                 )
             except BaseException:  # an interrupt that landed outside the task itself
                 results = []
+            with self._lock:
+                if slot.abandoned:  # its outcome is stored already: the slot is free again
+                    slot.run, slot.abandoned_at = None, None
+                    continue
             self._done.put((slot, run, results))
             self._wake.wake()
 
@@ -131,10 +143,11 @@ class ThreadsExecutor(Executor):
                 slot, run, results = self._done.get_nowait()
             except queue.Empty:
                 return finished
-            if slot.run is run:
-                if not slot.abandoned:
-                    finished.append((run, results))
-                slot.run, slot.abandoned = None, False  # the thread is free again
+            with self._lock:
+                if slot.run is run:
+                    if not slot.abandoned:
+                        finished.append((run, results))
+                    slot.run, slot.abandoned_at = None, None  # the thread is free again
 
     def _until_deadline(self) -> float:
         deadlines = [r.started + r.timeout for r in self.running()]
@@ -144,24 +157,13 @@ class ThreadsExecutor(Executor):
         finished: list[Finished] = []
         now = time.time()
         for slot in self._slots:
-            run = slot.run
-            if run is None or slot.abandoned or now < run.started + run.timeout:
-                continue
+            with self._lock:
+                run = slot.run
+                if run is None or slot.abandoned or now < run.started + run.timeout:
+                    continue
+                slot.abandoned_at = now
             self.worker.log.error("hard timeout elapsed in worker thread", hard_timeout=run.timeout)
             assert slot.thread is not None
             interrupt_thread(slot.thread, JobTimeoutException)
-            slot.abandoned = True
-            record = make_execution(
-                run.started,
-                None,
-                store_tracebacks=self.worker.store_tracebacks,
-                name=exception_name(JobTimeoutException),
-                message=f"hard timeout of {run.timeout:g} s elapsed; the task's thread was "
-                "interrupted (or abandoned if it could not be)",
-                worker_id=self.worker.id,
-            )
-            elapsed = now - run.started
-            finished.append(
-                (run, [RunResult(t.id, False, elapsed, record, timed_out=True) for t in run.tasks])
-            )
+            finished.append((run, timeout_results(self.worker, run, THREAD_INTERRUPTED)))
         return finished

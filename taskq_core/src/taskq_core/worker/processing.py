@@ -35,6 +35,9 @@ class Group:
     counts: dict[str, int]
     #: the queue slot this group holds (``max_workers_per_queue``), if any
     slot: str | None = None
+    #: the token its task locks are held by: its own, so that two groups of
+    #: one worker (``--concurrency``) never both take one lock
+    lock_token: str = ""
     #: task locks taken: lock id -> whether we hold it
     held: dict[str, bool] = field(default_factory=dict)
     #: results known before the run (a periodic task whose schedule failed)
@@ -119,12 +122,15 @@ class Processing(Periodic, Finishing):
         hand it to the executor."""
         broker = self.tq.broker
         lock_retry = float(self.tq.config["LOCK_RETRY"])
+        group.lock_token = f"{self.id}:{next(_holders)}"
         runnable: list[Task] = []
         for task in group.tasks:
             if task.lock:
                 lock_id = task.lock_id
                 if lock_id not in group.held:
-                    group.held[lock_id] = broker.acquire_lock(lock_id, self.id, self._ttl())
+                    group.held[lock_id] = broker.acquire_lock(
+                        lock_id, group.lock_token, self._ttl()
+                    )
                 if not group.held[lock_id]:
                     self.log.info("could not acquire lock", task_id=task.id, queue=group.queue)
                     broker.finish(
@@ -177,7 +183,7 @@ class Processing(Periodic, Finishing):
         ttl = self._ttl()
         for group in groups:
             for lock_id, ok in group.held.items():
-                if ok and not broker.renew_lock(lock_id, self.id, ttl):
+                if ok and not broker.renew_lock(lock_id, group.lock_token, ttl):
                     self.log.warning("could not reacquire lock", lock_id=lock_id)
             if group.slot is not None:
                 limit = self.queue_slot_limit(group.queue)
@@ -214,7 +220,7 @@ class Processing(Periodic, Finishing):
         for run, results in finished:
             group = run.owner
             assert isinstance(group, Group)
-            self._release_locks(group.held)
+            self._release_locks(group)
             by_id = {r.task_id: r for r in results}
             by_id.update(group.failed)
             timed_out = timed_out or any(r.timed_out for r in results)
@@ -233,7 +239,7 @@ class Processing(Periodic, Finishing):
         self._start_waiting()
 
     def _release(self, group: Group) -> None:
-        self._release_locks(group.held)
+        self._release_locks(group)
         if group.slot is not None:
             self.tq.broker.release_queue_slot(group.queue, group.slot)
 
@@ -274,11 +280,11 @@ class Processing(Periodic, Finishing):
         )
         self._report(task, record, Decision("error"))
 
-    def _release_locks(self, held: dict[str, bool]) -> None:
-        for lock_id, ok in held.items():
+    def _release_locks(self, group: Group) -> None:
+        for lock_id, ok in group.held.items():
             if ok:
-                self.tq.broker.release_lock(lock_id, self.id)
-        held.clear()
+                self.tq.broker.release_lock(lock_id, group.lock_token)
+        group.held.clear()
 
     def _ttl(self) -> float:
         return float(self.tq.config["ACTIVE_TASK_UPDATE_TIMEOUT"])
