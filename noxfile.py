@@ -3,8 +3,10 @@
 ``nox`` runs the default sessions: lint, type checks, docs, and one test
 session per distribution (core plus only that plugin, so a missing dependency
 declaration cannot hide). ``nox -s tests`` runs the whole suite in one
-environment; ``nox -s demo`` runs a worker on example tasks; ``nox -s bench``
-measures the worker beside TaskTiger, Dramatiq, Huey and SAQ.
+environment; ``nox -s demo`` runs a worker on the example tasks with taskq-core
+alone (the default SQLite broker, no server), ``nox -s demo_redis`` the same on
+a private Redis; ``nox -s bench`` measures the worker beside TaskTiger,
+Dramatiq, Huey and SAQ.
 """
 
 from __future__ import annotations
@@ -103,11 +105,19 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", "tests/typing/api_usage.py")
 
 
-@nox.session
+@nox.session(default=False)
 def demo(session: nox.Session) -> None:
-    """Start a private Redis, enqueue example tasks and run `taskq worker` on them."""
-    session.install(*ALL, *REDIS_SERVER)
+    """Enqueue the example tasks and run `taskq worker` on them, with taskq-core
+    alone: the default broker, a SQLite file, and no server."""
+    session.install("-e", "taskq_core")
     session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(name="demo_redis", default=False)
+def demo_redis(session: nox.Session) -> None:
+    """Start a private Redis, enqueue the example tasks and run `taskq worker` on them."""
+    session.install(*ALL, *REDIS_SERVER)
+    session.run("python", "examples/demo_redis.py", *session.posargs)
 
 
 #: the peers of the benchmark, each in a virtualenv of its own (versions checked

@@ -1,7 +1,8 @@
 """Example task functions, as a user of taskq would write them.
 
 The worker imports this module (``taskq worker -m examples.tasks``); the app
-object reads the broker URL from ``TASKQ_URL``.
+object names no broker: it uses ``TASKQ_URL`` when that is set, else the
+default broker, a SQLite file that needs no server.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Root fixtures: the private Redis server the suite starts.
+"""Root fixtures: the private Redis server the suite starts, and a default
+SQLite file of the session's own.
+
+Before any test, ``TASKQ_SQLITE_PATH`` is set to a file in a temporary
+directory of this session (removed at the end), so a default broker in a
+test, or in any process a test starts, never touches the user's own default
+file (``~/.local/share/taskq/taskq.db``).
 
 ``redis_url`` (session) starts a private ``redis-server`` on a free loopback
 port, or uses ``TASKQ_TEST_REDIS_URL`` when it is set. Without a server the
@@ -9,7 +15,9 @@ Nothing here imports ``redis`` or ``taskq_redis`` until a fixture needs it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +32,26 @@ if TYPE_CHECKING:
     import redis
 
     from taskq_redis import RedisBroker
+
+#: the environment variable that names the default SQLite file (the value of
+#: ``taskq_core.brokers.sqlite.DEFAULT_PATH_ENV``, spelt out so that this file
+#: imports no taskq module before the tests start)
+SQLITE_PATH_ENV = "TASKQ_SQLITE_PATH"
+#: the prefix of the session's temporary directory that holds its default file
+SESSION_DIR_PREFIX = "taskq-tests-"
+_session_dir: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's own default SQLite file, whatever the environment named."""
+    global _session_dir
+    _session_dir = tempfile.mkdtemp(prefix=SESSION_DIR_PREFIX)
+    os.environ[SQLITE_PATH_ENV] = os.path.join(_session_dir, "default.db")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_dir is not None:
+        shutil.rmtree(_session_dir, ignore_errors=True)
 
 
 def _no_server(reason: str) -> None:

@@ -4,7 +4,10 @@ One test per page in ``docs/``; the blocks of a page share one namespace, a
 module named ``docs_<page>`` registered in ``sys.modules`` (so tasks defined in
 a page can be imported back by a worker). Each page runs in an empty temporary
 directory, with ``docs/`` on ``sys.path`` and plugins loaded afresh. A page
-that mentions ``TASKQ_URL`` gets ``TASKQ_URL`` pointing at the test Redis server.
+whose python blocks read ``TASKQ_URL`` gets it pointing at the test Redis
+server; the others run without it, so a ``TaskQ()`` there is on the default
+broker (the session's own SQLite file: ``tests/conftest.py`` sets
+``TASKQ_SQLITE_PATH``).
 
 Only fences opened with exactly ```python run; use ```text, ```console or
 ```pycon for anything that must not run.
@@ -64,7 +67,7 @@ def page_env(
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(DOCS))
     monkeypatch.delenv("TASKQ_URL", raising=False)
-    if "TASKQ_URL" in page.read_text():
+    if any("TASKQ_URL" in block.code for block in python_blocks(page.read_text())):
         monkeypatch.setenv("TASKQ_URL", request.getfixturevalue("redis_url"))
     reset_plugin_manager()
     periodic = dict(PERIODIC_TASKS)

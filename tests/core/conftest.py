@@ -178,7 +178,12 @@ class IsolatedPython:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``python -S *args`` in the site directory; ``extra_paths`` go on
         PYTHONPATH after the site."""
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQ_", "PYTHON"))}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            # the session's default SQLite file stays (tests/conftest.py)
+            if not k.startswith(("TASKQ_", "PYTHON")) or k == "TASKQ_SQLITE_PATH"
+        }
         full_env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (self.site, *extra_paths))
         full_env.update(env or {})
         return subprocess.run(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -77,6 +78,29 @@ def test_stats_table_and_json(tq: TaskQ, cli: Any) -> None:
     result = cli("stats", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"a": {"queued": 3, "scheduled": 1}, "b": {"error": 1}}
+
+
+def test_stats_with_no_broker_named_reads_the_default_file(
+    tq: TaskQ, redis_url: str, tmp_path: Path
+) -> None:
+    """`taskq stats` with no `--url`, `--broker` or TASKQ_URL reads the default
+    SQLite file, not Redis (whose task it does not count); `-h/-p` alone name
+    the Redis broker."""
+    tq.delay(cli_app.add, args=[1, 1], queue="on-redis")
+    default_file = tmp_path / "default.db"
+    on_default = TaskQ(f"sqlite:///{default_file}")
+    on_default.delay(cli_app.add, args=[2, 2], queue="on-default")
+    env: dict[str, str | None] = {"TASKQ_URL": None, "TASKQ_SQLITE_PATH": str(default_file)}
+    result = CliRunner().invoke(main, ["stats", "--json"], env=env, prog_name="taskq")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"on-default": {"queued": 1}}
+    parts = urlsplit(redis_url)
+    assert parts.hostname
+    host_port = ["-h", parts.hostname, "-p", str(parts.port)]
+    result = CliRunner().invoke(main, ["stats", "--json", *host_port], env=env, prog_name="taskq")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"on-redis": {"queued": 1}}
+    on_default.broker.close()
 
 
 def test_stats_without_tasks(tq: TaskQ, cli: Any) -> None:

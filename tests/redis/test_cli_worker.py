@@ -394,6 +394,49 @@ def test_command_line_host_beats_taskq_url_from_environment(
     assert len(lines(cli.trace_dir / "cmdline")) == 1
 
 
+def test_redis_options_alone_name_the_redis_broker(cli: Cli, tq: TaskQ, redis_url: str) -> None:
+    """`-h HOST -p PORT` on the command line, with no `--broker`, no `--url` and
+    no TASKQ_URL: the options are the Redis broker's, so the worker works on
+    that server, not on the default SQLite file (which it never creates)."""
+    parts = urlsplit(redis_url)
+    assert parts.hostname
+    assert parts.port
+    tq.delay(cli_app.record, args=["redis-options"])
+    default_file = cli.trace_dir / "default.db"
+    env = cli.env(with_url=False, TASKQ_SQLITE_PATH=str(default_file))
+    result = cli.run("--burst", "-h", parts.hostname, "-p", str(parts.port), env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(lines(cli.trace_dir / "redis-options")) == 1
+    assert tq.get_queue_stats() == {}
+    records = json_lines(result.stderr)
+    assert event(records, "ready")["broker"] == "redis"
+    assert "using the default broker" not in [r["event"] for r in records]
+    assert not default_file.exists()
+
+
+def test_password_in_the_environment_alone_names_no_broker(cli: Cli, tq: TaskQ) -> None:
+    """TASKQ_REDIS_PASSWORD set around a worker that names no broker (no
+    `--broker`, `--url`, `-h/-p` or TASKQ_URL) does not make it a Redis worker:
+    it works on the default SQLite file and says so; the Redis task stays."""
+    tq.delay(cli_app.record, args=["on-redis"])
+    default_file = cli.trace_dir / "default.db"
+    on_default = TaskQ(f"sqlite:///{default_file}")
+    on_default.delay(cli_app.record, args=["on-default"])
+    env = cli.env(
+        with_url=False, TASKQ_REDIS_PASSWORD="s3cret-pw", TASKQ_SQLITE_PATH=str(default_file)
+    )
+    result = cli.run("--burst", env=env)
+    assert result.returncode == 0, result.stderr
+    records = json_lines(result.stderr)
+    assert event(records, "using the default broker")["file"] == str(default_file)
+    assert event(records, "ready")["broker"] == "sqlite"
+    assert len(lines(cli.trace_dir / "on-default")) == 1
+    assert not (cli.trace_dir / "on-redis").exists()
+    assert tq.get_queue_stats() == {"default": {"queued": 1}}
+    assert on_default.get_queue_stats() == {}
+    on_default.broker.close()
+
+
 def test_password_from_option_and_from_environment(cli: Cli) -> None:
     """Against a server with a password: `-a PASSWORD` and TASKQ_REDIS_PASSWORD
     both work; a wrong password is logged as an authentication failure (the

@@ -33,8 +33,11 @@ __all__ = [
     "make_broker",
 ]
 
-#: The broker used when neither an argument nor ``TASKQ_URL`` names one.
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+#: The broker used when neither an argument nor ``TASKQ_URL`` names one: the
+#: SQLite broker on its default file (``$TASKQ_SQLITE_PATH``, else
+#: ``$XDG_DATA_HOME/taskq/taskq.db``, else ``~/.local/share/taskq/taskq.db``),
+#: which needs no server.
+DEFAULT_BROKER_URL = "sqlite://"
 
 #: Which distribution provides a broker name or URL scheme, for the error
 #: message when it is not installed.
@@ -78,7 +81,7 @@ def make_broker(spec: str | Broker | None = None, **options: Any) -> Broker:
 
     A URL is passed to the broker's factory as ``url=``; ``options`` are
     passed as keyword arguments. ``None`` means env ``TASKQ_URL``, else
-    ``redis://localhost:6379/0``.
+    :data:`DEFAULT_BROKER_URL` (the default SQLite file).
     """
     if isinstance(spec, Broker):
         if options:

@@ -17,7 +17,7 @@ from taskq_core.context import current
 from taskq_core.exceptions import ConfigError
 from taskq_core.logging import setup_structlog as _setup_structlog
 from taskq_core.options import CALL_SITE, DECORATOR, OPTIONS_ATTR, given
-from taskq_core.plugins import call_hook_safely, get_registry, make_broker
+from taskq_core.plugins import DEFAULT_BROKER_URL, call_hook_safely, get_registry, make_broker
 from taskq_core.queues import queue_matches
 from taskq_core.retry import serialize_retry_method
 from taskq_core.schedule import serialize_schedule
@@ -56,10 +56,13 @@ def periodic_tasks() -> dict[str, Callable[..., Any]]:
 class TaskQ:
     """The taskq application: configuration, broker, tasks.
 
-    :param broker: a URL (``redis://…``, ``rediss://…``, ``unix://…``,
-        ``memory://``), a broker name, or a :class:`~taskq_core.broker.Broker`.
-        Default: the ``TASKQ_URL`` environment variable, else
-        ``redis://localhost:6379/0``. The broker is connected on first use.
+    :param broker: a URL (``sqlite:///path.db``, ``redis://…``,
+        ``rediss://…``, ``unix://…``, ``memory://``), a broker name, or a
+        :class:`~taskq_core.broker.Broker`. Default: the ``TASKQ_URL``
+        environment variable, else ``sqlite://``, the SQLite broker on its
+        default file (``$TASKQ_SQLITE_PATH``, else
+        ``~/.local/share/taskq/taskq.db``), which needs no server. The broker
+        is connected on first use.
     :param config: configuration keys (see ``docs/configuration.md``).
     :param setup_structlog: configure structlog for JSON output.
     """
@@ -75,6 +78,9 @@ class TaskQ:
         self._broker_spec = broker
         self._broker_options = broker_options
         self._broker: Broker | None = broker if isinstance(broker, Broker) else None
+        # the broker was built from DEFAULT_BROKER_URL: nothing named another, or
+        # ``sqlite://`` was given (the worker says so when it starts)
+        self._broker_is_default = False
         if setup_structlog:
             _setup_structlog()
         # a lazy proxy: it follows structlog's configuration at the time of each call
@@ -120,6 +126,7 @@ class TaskQ:
         self._broker_spec = broker
         self._broker_options = {}
         self._broker = broker
+        self._broker_is_default = False
 
     # -- broker ------------------------------------------------------------------
     @property
@@ -129,9 +136,18 @@ class TaskQ:
             spec = self._broker_spec
             assert not isinstance(spec, Broker)
             if spec is None:
-                spec = os.environ.get("TASKQ_URL") or None
+                spec = os.environ.get("TASKQ_URL") or DEFAULT_BROKER_URL
             self._broker = make_broker(spec, **self._broker_options)
+            self._broker_is_default = spec == DEFAULT_BROKER_URL
         return self._broker
+
+    @property
+    def uses_default_broker(self) -> bool:
+        """Whether the broker is the default one, ``sqlite://`` (the SQLite
+        broker on its default file): no broker was named, or ``sqlite://``
+        itself. Builds the broker if needed (it connects on first use)."""
+        _ = self.broker  # the flag is set when the broker is built
+        return self._broker_is_default
 
     @property
     def default_queue(self) -> str:

@@ -38,6 +38,11 @@ class App(Protocol):
         """``DEFAULT_QUEUE``."""
         ...
 
+    @property
+    def uses_default_broker(self) -> bool:
+        """Whether the broker is the default one (no other was named)."""
+        ...
+
     def get_total_queue_size(self, queue: str) -> int:
         """Tasks of ``queue`` that are queued, scheduled or active."""
         ...

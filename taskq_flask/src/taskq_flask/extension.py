@@ -75,7 +75,8 @@ class TaskQFlask:
     :param taskq: use this ``TaskQ`` as it is configured. Without it the
         extension creates one and :meth:`init_app` configures it from
         ``app.config``: ``TASKQ_URL`` (broker URL or name; default: the
-        ``TASKQ_URL`` environment variable, else ``redis://localhost:6379/0``),
+        ``TASKQ_URL`` environment variable, else ``sqlite://``, the default
+        SQLite file),
         ``TASKQ_CONFIG`` (taskq's configuration keys) and
         ``TASKQ_BROKER_OPTIONS`` (keyword options for the broker).
     """

@@ -12,7 +12,13 @@ import click
 from taskq_core._internal import import_attribute
 from taskq_core.app import TaskQ
 from taskq_core.exceptions import PluginError, UnknownBrokerError
-from taskq_core.plugins import broker_cli_options, get_broker_entry, make_broker
+from taskq_core.plugins import (
+    DEFAULT_BROKER_URL,
+    broker_cli_options,
+    get_broker_entry,
+    get_registry,
+    make_broker,
+)
 
 __all__ = ["AppCommand", "app_options", "make_app", "parse_list"]
 
@@ -50,13 +56,14 @@ def app_options(func: F) -> F:
         click.Option(
             ["--broker"],
             metavar="NAME",
-            help="broker plugin to use, e.g. redis or memory (see `taskq plugins`)",
+            help="broker plugin to use, e.g. sqlite, redis or memory (see `taskq plugins`)",
         ),
         click.Option(
             ["--url"],
             envvar="TASKQ_URL",
             metavar="URL",
-            help="broker URL, e.g. redis://localhost:6379/0 [env: TASKQ_URL]",
+            help="broker URL, e.g. sqlite:///queue.db or redis://localhost:6379/0 "
+            "[env: TASKQ_URL; default: sqlite://, the default SQLite file]",
         ),
         click.Option(
             ["--app"],
@@ -95,7 +102,8 @@ def make_app(options: dict[str, Any], *, setup_structlog: bool = False) -> Any:
         if url and "://" not in url:
             raise click.ClickException(
                 f"--url {url!r} is not a URL: write it as scheme://..., e.g. "
-                f"redis://localhost:6379/0 (or give a broker name with --broker). {exc}"
+                f"sqlite:///queue.db or redis://localhost:6379/0 (or give a broker name "
+                f"with --broker). {exc}"
             ) from exc
         raise click.ClickException(str(exc)) from exc
     return app
@@ -149,7 +157,14 @@ def _import_app(app_path: str) -> Any:
 def _broker_spec(
     broker_name: str | None, url: str | None, broker_opts: dict[str, Any]
 ) -> tuple[str | None, dict[str, Any]]:
-    """The broker the options name: ``(name or URL, keyword options)``."""
+    """The broker the options name: ``(name or URL, keyword options)``.
+
+    ``None``: no broker named (the app's, else ``TASKQ_URL``, else the default
+    broker). A broker's own options typed on the command line without
+    ``--broker`` (``-h``, ``-p``…) name the broker that declares them; from
+    the environment only (``TASKQ_REDIS_PASSWORD``) they name no broker and
+    are passed only to a broker that takes them.
+    """
     if url and _from_environment("url") and _any_from_command_line(["broker", *broker_opts]):
         # `--broker redis -h host` on the command line beats TASKQ_URL in the environment
         url = None
@@ -157,13 +172,21 @@ def _broker_spec(
         spec: str | None = url
     else:
         spec = url or broker_name
-    if spec is None and broker_opts:
-        spec = "redis"
+    if spec is None:
+        spec = _owner_of_options([k for k in broker_opts if _any_from_command_line([k])])
     if broker_opts:
-        entry = get_broker_entry(spec or "redis")
+        entry = get_broker_entry(spec or DEFAULT_BROKER_URL)
         allowed = {p.name for p in entry.cli_options if p.name}
         broker_opts = {k: v for k, v in broker_opts.items() if k in allowed}
     return spec, broker_opts
+
+
+def _owner_of_options(names: list[str]) -> str | None:
+    """The name of the first broker that declares one of these options."""
+    for entry in get_registry().brokers.values():
+        if any(param.name in names for param in entry.cli_options):
+            return entry.name
+    return None
 
 
 def _source(name: str) -> click.core.ParameterSource | None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from taskq_core.brokers.sqlite import DEFAULT_PATH_ENV, SQLiteBroker
 from taskq_core.plugins import call_hook_safely
 
 if TYPE_CHECKING:
@@ -19,7 +20,14 @@ if TYPE_CHECKING:
 from taskq_core.worker.maintenance import Maintenance
 from taskq_core.worker.processing import Processing
 
-__all__ = ["Worker"]
+__all__ = ["CHOOSE_A_BROKER", "Worker"]
+
+#: how to name another broker than the default, in the line a worker on the
+#: default broker logs at start
+CHOOSE_A_BROKER = (
+    "name another broker with --url or --broker, TASKQ_URL or TaskQ(broker=...); "
+    f"{DEFAULT_PATH_ENV} moves the default file"
+)
 
 
 class Worker(Processing, Maintenance):
@@ -76,8 +84,10 @@ class Worker(Processing, Maintenance):
         deadline = time.time() + exit_after * 60 if exit_after else None
         self._deadline = deadline
         try:
+            self._log_default_broker()
             self.log.info(
                 "ready",
+                broker=self.tq.broker.name,
                 queues=sorted(self.only_queues),
                 exclude_queues=sorted(self.exclude_queues),
                 single_worker_queues=sorted(self.single_worker_queues),
@@ -117,6 +127,16 @@ class Worker(Processing, Maintenance):
             call_hook_safely("taskq_worker_stopping", tq=self.tq, worker=self)
             restore()
             self.log.info("done", processed=self.processed)
+
+    def _log_default_broker(self) -> None:
+        """On the default broker, say so once, with its file and how to choose another."""
+        if not self.tq.uses_default_broker:
+            return
+        broker = self.tq.broker
+        file = str(broker.path) if isinstance(broker, SQLiteBroker) else None
+        self.log.info(
+            "using the default broker", broker=broker.name, file=file, hint=CHOOSE_A_BROKER
+        )
 
     def _startup(self) -> None:
         for warning in self.tq.broker.check():
