@@ -22,8 +22,9 @@ It is built like the memory broker, one module per section: ``_store``
 repair), ``_coordination`` (locks, queue slots, rate limits, notifications)
 and ``_broker``, where :class:`SQLiteBroker` composes them; ``_schema`` holds
 the tables and their migrations, ``_connection`` the per-thread connections,
-``_forkgate`` keeps forks out of transactions, ``_codec`` checks what goes in
-and out, ``_location`` has the URLs and the default file.
+``_forkgate`` keeps forks out of transactions, ``_wakeups`` wakes the
+waiters of other processes, ``_codec`` checks what goes in and out,
+``_location`` has the URLs and the default file.
 """
 
 from __future__ import annotations

@@ -50,8 +50,12 @@ class SQLiteBroker(SQLiteMoves, SQLiteRecovery, SQLiteInspection, SQLiteCoordina
         nothing, a power cut may lose the last commits) or ``"full"`` (fsync
         every commit), ``"extra"``, ``"off"``.
     :param poll_interval: the longest wait between two looks for new work
-        in :meth:`wait_for_activity` (default 0.05 s; looks start 2 ms apart
-        and back off to it).
+        in :meth:`wait_for_activity` (default 0.05 s). A wait is woken at once
+        by a commit that queues work, in any process (a byte sent to its
+        socket in the directory ``<file>-wake``), and looks at least this
+        often as well; where it has no socket (no Unix sockets, a directory
+        it cannot write, a path too long for a socket), it polls, 2 ms apart
+        at first, backing off to this.
 
     The file is in WAL mode: readers never wait for writers, writers take
     turns. Every state move is one ``BEGIN IMMEDIATE`` transaction, so it
@@ -119,18 +123,29 @@ class SQLiteBroker(SQLiteMoves, SQLiteRecovery, SQLiteInspection, SQLiteCoordina
 
     # -- lifecycle -----------------------------------------------------------------
     def after_fork(self) -> None:
-        """In a forked child: set the inherited connections aside."""
+        """In a forked child: set the inherited connections and wake-up
+        socket aside."""
         self._connections.after_fork()
+        self._wakeups.after_fork()
 
     def close(self) -> None:
-        """Close this process's connections (the broker reopens on next use)."""
+        """Close this process's connections and remove its wake-up socket
+        (the broker reopens both on next use)."""
         self._connections.close()
+        self._wakeups.close()
 
     def check(self) -> list[str]:
-        """Warn when the file could not be put in WAL mode."""
+        """Warn when the file could not be put in WAL mode, or when waits
+        cannot be woken by other processes (they poll)."""
         with self._connections.using():
             pass  # opened: the journal mode is known
-        return setup_warnings(self.path, self._connections.journal_mode)
+        warnings = setup_warnings(self.path, self._connections.journal_mode)
+        if not self._wakeups.listen():
+            warnings.append(
+                f"other processes cannot wake this one ({self._wakeups.unavailable}): it "
+                f"looks for their new work by polling, up to {self.poll_interval} s apart"
+            )
+        return warnings
 
     # -- clock -----------------------------------------------------------------------
     def time(self) -> float:

@@ -4,12 +4,18 @@ lock, rate limits and notifications (see
 
 Locks, slots and rate limits are rows with an expiry time on the broker's
 clock; each operation is one write transaction that also clears what has
-expired. Notifications are polled: every move that queues a task gives its
-queue a new number in ``taskq_activity`` (in the same transaction), and
-:meth:`SQLiteCoordination.wait_for_activity` watches ``PRAGMA data_version``
+expired.
+
+Notifications: every move that queues a task gives its queue a new number in
+``taskq_activity`` (in the same transaction), and
+:meth:`SQLiteCoordination.wait_for_activity` looks at ``PRAGMA data_version``
 (which changes when another connection commits; reading it touches no table)
-and reads the numbers only when it changed, sleeping between looks from
-2 ms doubling up to ``poll_interval``. Waiters of the same process are woken
+and reads the numbers only when it changed. Between looks it blocks on its
+wake-up socket (``_wakeups``: the committing process sends every waiter of
+the file a byte), looking again when a byte arrives and at least every
+``poll_interval``. Without a socket (another thread of the process waits on
+it, or it cannot be bound) it polls, sleeping between looks from 2 ms
+doubling up to ``poll_interval``. Waiters of the same process are also woken
 at once by a condition.
 """
 
@@ -151,10 +157,25 @@ class SQLiteCoordination(SQLiteStore):
         broker's first connection, on the first call); waits up to
         ``timeout`` seconds when there are none yet."""
         deadline = time.monotonic() + max(timeout, 0.0)
+        claimed = timeout > 0 and self._wakeups.claim()
+        try:
+            return self._wait_for_activity(deadline, listening=claimed)
+        finally:
+            if claimed:
+                self._wakeups.release()
+
+    def _wait_for_activity(self, deadline: float, *, listening: bool) -> set[str]:
+        """Look, then wait and look again until ``deadline``: on the socket
+        (``listening``: this thread claimed it) up to ``poll_interval`` at a
+        time, else on this process's condition, 2 ms at first and backing off
+        to ``poll_interval``."""
         interval = _FIRST_POLL
         version: object = None
         while True:
-            local = self._local_changes
+            changes = self._changes
+            listening = listening and self._wakeups.bound
+            if listening:
+                self._wakeups.drain()  # what arrives from now on is news
             with self._connections.using() as db:
                 if self._activity_seen is None:
                     self._activity_seen = latest_activity(db)
@@ -169,7 +190,14 @@ class SQLiteCoordination(SQLiteStore):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return set()
+            if listening:
+                wait = min(self.poll_interval, remaining)
+                if self._wakeups.wait(wait):
+                    self._changed()  # this process's other waiters look too
+                elif wait >= remaining:
+                    return set()  # the deadline, and no wake-up
+                continue
             with self._wakeup:
-                if self._local_changes == local:
+                if self._changes == changes:
                     self._wakeup.wait(min(interval, remaining))
             interval = min(interval * 2, self.poll_interval)

@@ -23,6 +23,7 @@ from pathlib import Path
 from taskq_core.broker import DroppedTask
 from taskq_core.brokers.sqlite._connection import Connections
 from taskq_core.brokers.sqlite._rows import Tx, flush_announcements, latest_activity
+from taskq_core.brokers.sqlite._wakeups import Wakeups
 
 __all__ = ["SQLiteStore"]
 
@@ -33,7 +34,8 @@ _DROPPED_KEPT = 10_000
 class SQLiteStore:
     """Connections, transactions, and the in-process state of
     :class:`~taskq_core.brokers.sqlite.SQLiteBroker`: what it dropped (until
-    ``take_dropped``) and the condition that wakes this process's waiters."""
+    ``take_dropped``), the condition that wakes this process's waiters and
+    the wake-ups of other processes' waiters."""
 
     def __init__(self, path: Path, *, timeout: float, synchronous: str, create_dir: bool) -> None:
         self._connections = Connections(
@@ -45,9 +47,12 @@ class SQLiteStore:
         self._activity_seen: int | None = None
         self._dropped: deque[DroppedTask] = deque(maxlen=_DROPPED_KEPT)
         self._dropped_lock = threading.Lock()
-        #: notified after a commit that queued work, for waiters of this process
+        #: notified after a commit of this process that queued work, and when
+        #: a wake-up arrives, for the waiters of this process
         self._wakeup = threading.Condition()
-        self._local_changes = 0
+        self._changes = 0
+        #: wakes the waiters of every process after a commit that queued work
+        self._wakeups = Wakeups(path)
 
     @contextmanager
     def _write(self) -> Iterator[Tx]:
@@ -68,9 +73,14 @@ class SQLiteStore:
             with self._dropped_lock:
                 self._dropped.extend(tx.dropped)
         if tx.announced:
-            with self._wakeup:
-                self._local_changes += 1
-                self._wakeup.notify_all()
+            self._changed()
+            self._wakeups.notify()
+
+    def _changed(self) -> None:
+        """Tell this process's waiters to look at the file again."""
+        with self._wakeup:
+            self._changes += 1
+            self._wakeup.notify_all()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
