@@ -60,3 +60,27 @@ def test_lazy_names_are_the_real_objects() -> None:
     assert set(taskq_core.__all__) <= set(dir(taskq_core))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         taskq_core.nope  # noqa: B018
+
+
+def test_a_worker_on_another_broker_never_loads_sqlite3() -> None:
+    """The core plugin registers the SQLite broker in every process, but its
+    modules and :mod:`sqlite3` load only when a SQLite broker is built (a
+    worker's memory is smaller for it)."""
+    code = (
+        "import sys\n"
+        "from taskq_core import TaskQ\n"
+        "tq = TaskQ('memory://', config={'STATS_INTERVAL': 0})\n"
+        "tq.run_worker(burst=True)\n"
+        "print('MODULES', *(m for m in sys.modules if m == 'sqlite3' or 'brokers.sqlite.' in m))\n"
+        "from taskq_core.brokers.sqlite import SQLiteBroker, SCHEMA_VERSION\n"
+        "from taskq_core.brokers.sqlite._broker import SQLiteBroker as Real\n"
+        "assert SQLiteBroker is Real and isinstance(SCHEMA_VERSION, int)\n"
+        "print('LOADED', 'sqlite3' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert [line for line in out if line.startswith("MODULES")] == [
+        "MODULES taskq_core.brokers.sqlite._location"
+    ]
+    assert [line for line in out if line.startswith("LOADED")] == ["LOADED True"]

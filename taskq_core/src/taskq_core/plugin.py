@@ -12,17 +12,20 @@ import everything it registers, and nothing below imports it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskq_core._registry import Registry
+from taskq_core.brokers import sqlite
 from taskq_core.brokers.memory import MemoryBroker
-from taskq_core.brokers.sqlite import SQLiteBroker
 from taskq_core.cli import inspect_cmd, worker_cmd
 from taskq_core.executors import EXECUTORS
 from taskq_core.hookspecs import hookimpl
 from taskq_core.runners import DefaultRunner
 from taskq_core.types import App
 from taskq_core.worker import Worker
+
+if TYPE_CHECKING:
+    from taskq_core.brokers.sqlite import SQLiteBroker
 
 __all__ = ["memory_broker", "run_worker", "sqlite_broker", "taskq_register"]
 
@@ -33,8 +36,9 @@ def memory_broker(**options: Any) -> MemoryBroker:
 
 
 def sqlite_broker(**options: Any) -> SQLiteBroker:
-    """Build the SQLite broker (``url=`` a ``sqlite://`` URL; none: the default file)."""
-    return SQLiteBroker(**options)
+    """Build the SQLite broker (``url=`` a ``sqlite://`` URL; none: the default file).
+    Its modules (and :mod:`sqlite3`) load here, on first use."""
+    return sqlite.SQLiteBroker(**options)
 
 
 def run_worker(

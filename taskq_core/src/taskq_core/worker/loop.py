@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from taskq_core.brokers.sqlite import DEFAULT_PATH_ENV, SQLiteBroker
+from taskq_core.brokers.sqlite import DEFAULT_PATH_ENV
 from taskq_core.plugins import call_hook_safely
 
 if TYPE_CHECKING:
@@ -133,7 +133,8 @@ class Worker(Processing, Maintenance):
         if not self.tq.uses_default_broker:
             return
         broker = self.tq.broker
-        file = str(broker.path) if isinstance(broker, SQLiteBroker) else None
+        path = getattr(broker, "path", None)  # a broker on a file names it
+        file = None if path is None else str(path)
         self.log.info(
             "using the default broker", broker=broker.name, file=file, hint=CHOOSE_A_BROKER
         )

@@ -29,8 +29,29 @@ waiters of other processes, ``_codec`` checks what goes in and out,
 
 from __future__ import annotations
 
-from taskq_core.brokers.sqlite._broker import SQLiteBroker
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from taskq_core.brokers.sqlite._location import DEFAULT_PATH_ENV, default_path
-from taskq_core.brokers.sqlite._schema import CURRENT_VERSION as SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from taskq_core.brokers.sqlite._broker import SQLiteBroker
+    from taskq_core.brokers.sqlite._schema import CURRENT_VERSION as SCHEMA_VERSION
 
 __all__ = ["DEFAULT_PATH_ENV", "SCHEMA_VERSION", "SQLiteBroker", "default_path"]
+
+#: loaded on first use, so that a process on another broker never loads
+#: :mod:`sqlite3` (the core plugin registers this broker in every process)
+_LAZY = {
+    "SQLiteBroker": ("taskq_core.brokers.sqlite._broker", "SQLiteBroker"),
+    "SCHEMA_VERSION": ("taskq_core.brokers.sqlite._schema", "CURRENT_VERSION"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
