@@ -41,6 +41,9 @@ another program cannot store a value taskq could not read back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg.rows import TupleRow
 
@@ -178,23 +181,36 @@ def check_version(version: int | None, where: str, newest: int = CURRENT_VERSION
     )
 
 
+@contextmanager
+def _schema_lock(conn: psycopg.Connection[TupleRow]) -> Iterator[None]:
+    """Hold the schema's session-level advisory lock meanwhile (``conn`` in
+    autocommit mode): a transaction begun inside it sees every schema change
+    committed before (a lock taken inside one transaction would leave its
+    catalog lookups stale)."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_KEY,))
+    try:
+        yield
+    finally:
+        if not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_KEY,))
+
+
 def ensure_schema(
     conn: psycopg.Connection[TupleRow], where: str, migrations: Migrations = MIGRATIONS
 ) -> None:
     """On a broker's first use: create a missing schema (once, however many
     processes start together); refuse an older or newer one
     (:func:`check_version`). ``conn`` is in autocommit mode."""
-    with conn.transaction():
-        cur = conn.cursor()
-        version = stored_version(cur)
-        if version is None:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_KEY,))
+    version = stored_version(conn.cursor())
+    if version is None:
+        with _schema_lock(conn), conn.transaction():
+            cur = conn.cursor()
             version = stored_version(cur)  # another process may have created it meanwhile
             if version is None:
                 for sql in schema_statements(None, migrations):
                     cur.execute(sql)
                 return
-        check_version(version, where, len(migrations))
+    check_version(version, where, len(migrations))
 
 
 def upgrade(
@@ -206,17 +222,20 @@ def upgrade(
 ) -> tuple[int | None, list[str]]:
     """``taskq db upgrade``: the stored version and the statements that bring
     it to the newest version of ``migrations``, run in one transaction
-    (unless ``dry_run``). Refuses a newer schema."""
-    with conn.transaction():
+    holding the schema lock (unless ``dry_run``: then nothing is run).
+    Refuses a newer schema."""
+    newest = len(migrations)
+    if dry_run:
+        version = stored_version(conn.cursor())
+        if version is not None and version > newest:
+            check_version(version, where, newest)
+        return version, schema_statements(version, migrations)
+    with _schema_lock(conn), conn.transaction():
         cur = conn.cursor()
-        if not dry_run:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_KEY,))
         version = stored_version(cur)
-        newest = len(migrations)
         if version is not None and version > newest:
             check_version(version, where, newest)
         statements = schema_statements(version, migrations)
-        if not dry_run:
-            for sql in statements:
-                cur.execute(sql)
+        for sql in statements:
+            cur.execute(sql)
     return version, statements

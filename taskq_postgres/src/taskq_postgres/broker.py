@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from taskq_core.broker import Broker, SchemaPlan
 from taskq_postgres._coordination import PostgresCoordination
@@ -23,6 +23,23 @@ __all__ = ["MIN_SERVER_VERSION", "SCHEMES", "PostgresBroker", "public_url", "set
 SCHEMES = ("postgresql", "postgres")
 #: the oldest PostgreSQL server taskq runs on (``server_version_num``)
 MIN_SERVER_VERSION = 120000
+#: keyword arguments of ``psycopg.connect`` that are not libpq parameters
+_PSYCOPG_OPTIONS = frozenset({"prepare_threshold", "context", "cursor_factory"})
+#: what the broker sets on its connections itself
+_OWN_OPTIONS = frozenset({"autocommit", "row_factory", "conninfo"})
+
+
+def _check_options(target: str, options: dict[str, Any]) -> None:
+    """Refuse options ``psycopg.connect`` would refuse (or the broker needs
+    to set itself) now, not at the first connection."""
+    own = sorted(_OWN_OPTIONS & set(options))
+    if own:
+        raise TypeError(f"PostgresBroker sets {', '.join(own)} itself; do not pass it")
+    libpq = {k: v for k, v in options.items() if k not in _PSYCOPG_OPTIONS}
+    try:
+        make_conninfo(target, **libpq)
+    except psycopg.ProgrammingError as exc:
+        raise TypeError(f"PostgresBroker got an option libpq does not know: {exc}") from exc
 
 
 def public_url(url: str) -> str:
@@ -116,6 +133,7 @@ class PostgresBroker(
         except psycopg.ProgrammingError as exc:
             shown = public_url(target) if url is not None else "the conninfo"
             raise ValueError(f"cannot read {shown} as a PostgreSQL connection string: {exc}") from exc
+        _check_options(target, connect_options)
         if not 0 <= pool_min_size <= pool_max_size or pool_max_size < 1:
             raise ValueError(
                 "the pool needs 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1, "
