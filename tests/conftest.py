@@ -99,8 +99,7 @@ if postgresql_factories is not None and PG_CTL is not None:
         port=None,
         dbname=POSTGRES_DB,
         postgres_options=(
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         ),
     )
 

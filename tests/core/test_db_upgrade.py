@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from taskq_core import TaskQ, Task
+from taskq_core import Task, TaskQ
 from taskq_core.brokers.sqlite import SCHEMA_VERSION, SQLiteBroker
 from taskq_core.cli import main
 from taskq_core.states import State
-
 
 RAN: list[int] = []
 

@@ -65,7 +65,7 @@ def test_a_rolled_back_transaction_leaves_no_task(
     assert _sizes(tq) == {"queued": 0, "scheduled": 0, "active": 0}
     assert conn.execute("SELECT count(*) FROM orders").fetchone() == (0,)
     conn.commit()
-    with pytest.raises(Exception, match="not queued|missing"):
+    with pytest.raises(Exception, match=r"not queued|missing"):
         Task.from_id(tq, Q, State.QUEUED, task.id)
     assert tq.broker.wait_for_activity(0.3) == set()
 
@@ -151,7 +151,7 @@ def test_connections_it_cannot_use_are_refused(tq: TaskQ, clean_url: str) -> Non
     """Something that is not a psycopg connection: TypeError naming the
     broker; a closed connection, one whose transaction failed, or one to
     another database: ValueError saying why. Nothing is written."""
-    with pytest.raises(TypeError, match="postgres broker .* psycopg.Connection"):
+    with pytest.raises(TypeError, match=r"postgres broker .* psycopg\.Connection"):
         tq.delay(record, args=["x"], connection=object())
     closed = psycopg.connect(clean_url)
     closed.close()
@@ -163,9 +163,11 @@ def test_connections_it_cannot_use_are_refused(tq: TaskQ, clean_url: str) -> Non
         with pytest.raises(ValueError, match="transaction failed"):
             tq.delay(record, args=["x"], connection=failed)
     base, _ = clean_url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres") as elsewhere:
-        with pytest.raises(ValueError, match="would never run"):
-            tq.delay(record, args=["x"], connection=elsewhere)
+    with (
+        psycopg.connect(f"{base}/postgres") as elsewhere,
+        pytest.raises(ValueError, match="would never run"),
+    ):
+        tq.delay(record, args=["x"], connection=elsewhere)
     assert _sizes(tq) == {"queued": 0, "scheduled": 0, "active": 0}
 
 

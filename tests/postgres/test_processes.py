@@ -247,9 +247,7 @@ def test_a_killed_worker_loses_only_its_running_tasks(
     assert survivor.wait(timeout=30) == 0, workers.log(1)
 
 
-def test_an_idle_worker_is_woken_by_notify(
-    workers: WorkerPool, app: TaskQ, tmp_path: Path
-) -> None:
+def test_an_idle_worker_is_woken_by_notify(workers: WorkerPool, app: TaskQ, tmp_path: Path) -> None:
     """A worker idle on an empty database runs a task enqueued later (and one
     enqueued in a committed transaction of the application)."""
     proc = workers.start("--executor", "sync")
@@ -259,8 +257,9 @@ def test_an_idle_worker_is_woken_by_notify(
     with psycopg.connect(workers.url) as conn:
         app.delay(pg_worker_app.trace, args=["in-transaction"], connection=conn)
     wait_for(
-        lambda: {label for label, _p, _pp in _labels(tmp_path, "done")}
-        == {"later", "in-transaction"},
+        lambda: (
+            {label for label, _p, _pp in _labels(tmp_path, "done")} == {"later", "in-transaction"}
+        ),
         what="both tasks done",
     )
     proc.send_signal(signal.SIGTERM)

@@ -205,7 +205,8 @@ class PostgresInspection(PostgresStore):
         with self._write(task_key(queue, task_id) for task_id in victims) as tx:
             gone = tx.cur.execute(
                 "DELETE FROM taskq_entries WHERE queue = %s AND state = 'error' "
-                "AND id = ANY(%s::text[]) AND score < coalesce(%s::float8, 'Infinity') RETURNING id",
+                "AND id = ANY(%s::text[]) AND score < coalesce(%s::float8, 'Infinity') "
+                "RETURNING id",
                 (queue, victims, older_than),
             ).fetchall()
             ids = [row[0] for row in gone]
@@ -215,7 +216,8 @@ class PostgresInspection(PostgresStore):
                     WHERE NOT EXISTS (SELECT FROM taskq_entries e
                                       WHERE e.queue = %(queue)s AND e.id = u.id)
                 ), gone AS (
-                    DELETE FROM taskq_tasks WHERE queue = %(queue)s AND id IN (SELECT id FROM unused)
+                    DELETE FROM taskq_tasks
+                    WHERE queue = %(queue)s AND id IN (SELECT id FROM unused)
                 )
                 DELETE FROM taskq_executions
                 WHERE queue = %(queue)s AND id IN (SELECT id FROM unused)""",

@@ -179,9 +179,7 @@ def delete_data(tx: Tx, queue: str, task_id: str) -> None:
 def forget_if_unused(tx: Tx, queue: str, task_id: str) -> None:
     """Delete the data of a task that no state refers to any more."""
     params = {"queue": queue, "id": task_id}
-    unused = (
-        "NOT EXISTS (SELECT FROM taskq_entries WHERE queue = %(queue)s AND id = %(id)s)"
-    )
+    unused = "NOT EXISTS (SELECT FROM taskq_entries WHERE queue = %(queue)s AND id = %(id)s)"
     tx.cur.execute(
         "WITH gone AS (DELETE FROM taskq_tasks WHERE queue = %(queue)s AND id = %(id)s "
         f"AND {unused}) DELETE FROM taskq_executions "
@@ -226,8 +224,7 @@ def load_executions(cur: Cursor, queue: str, task_id: str, n: int) -> list[Execu
     if n == 0:
         return []
     rows = cur.execute(
-        "SELECT record FROM taskq_executions WHERE queue = %s AND id = %s "
-        "ORDER BY n DESC LIMIT %s",
+        "SELECT record FROM taskq_executions WHERE queue = %s AND id = %s ORDER BY n DESC LIMIT %s",
         (queue, task_id, n if n > 0 else None),
     ).fetchall()
     return [decode_execution(row[0]) for row in reversed(rows)]

@@ -4,7 +4,8 @@ its listener, the schema check, and the transactions every method runs in.
 :meth:`PostgresStore._write` is one transaction: with its ``BEGIN`` it
 takes the advisory locks of the tasks and queues it moves, in ascending
 order, then reads the server's clock once (``clock_timestamp()``), so the
-stamps of two moves on one task follow the order in which they committed. Any exception rolls the whole move back.
+stamps of two moves on one task follow the order in which they committed.
+Any exception rolls the whole move back.
 :meth:`PostgresStore._snapshot` is a ``REPEATABLE READ READ ONLY``
 transaction: one consistent view for reads of several statements.
 """
@@ -18,8 +19,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import TupleRow
 from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
 
 from taskq_core.broker import DroppedTask
 from taskq_postgres._connection import Connections

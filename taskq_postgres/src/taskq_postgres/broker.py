@@ -132,7 +132,9 @@ class PostgresBroker(
             conninfo_to_dict(target)
         except psycopg.ProgrammingError as exc:
             shown = public_url(target) if url is not None else "the conninfo"
-            raise ValueError(f"cannot read {shown} as a PostgreSQL connection string: {exc}") from exc
+            raise ValueError(
+                f"cannot read {shown} as a PostgreSQL connection string: {exc}"
+            ) from exc
         _check_options(target, connect_options)
         if not 0 <= pool_min_size <= pool_max_size or pool_max_size < 1:
             raise ValueError(

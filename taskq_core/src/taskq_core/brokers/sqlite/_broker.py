@@ -151,7 +151,10 @@ class SQLiteBroker(SQLiteMoves, SQLiteRecovery, SQLiteInspection, SQLiteCoordina
         if self.path.exists():
             read_only = f"{self.path.as_uri()}?mode=ro"
             timeout = self._connections.timeout
-            with errors(where), closing(sqlite3.connect(read_only, uri=True, timeout=timeout)) as db:
+            with (
+                errors(where),
+                closing(sqlite3.connect(read_only, uri=True, timeout=timeout)) as db,
+            ):
                 version = stored_version(db)
         refuse_newer(version, where)
         return SchemaPlan(where, version, CURRENT_VERSION, tuple(pending_sql(version)))
