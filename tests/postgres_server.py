@@ -26,7 +26,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["REAL_PG_CTL_ENV", "find_pg_ctl", "find_pg_ctls", "pg_ctl_for_fixture"]
+__all__ = [
+    "REAL_PG_CTL_ENV",
+    "find_pg_ctl",
+    "find_pg_ctls",
+    "pg_ctl_for_fixture",
+    "reset_database",
+]
 
 #: the environment variable that tells ``pg_ctl_as_user.py`` the real pg_ctl
 REAL_PG_CTL_ENV = "TASKQ_TEST_PG_CTL_REAL"
@@ -87,3 +93,13 @@ def pg_ctl_for_fixture(pg_ctl: str | None = None) -> str | None:
         return chosen
     os.environ[REAL_PG_CTL_ENV] = chosen
     return str(_AS_USER)
+
+
+def reset_database(url: str) -> None:
+    """Drop every table of the database's ``public`` schema (taskq's and a
+    docs page's own), as on a new database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")

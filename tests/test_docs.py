@@ -4,7 +4,9 @@ One test per page in ``docs/``; the blocks of a page share one namespace, a
 module named ``docs_<page>`` registered in ``sys.modules`` (so tasks defined in
 a page can be imported back by a worker). Each page runs in an empty temporary
 directory, with ``docs/`` on ``sys.path`` and plugins loaded afresh. A page
-that mentions ``TASKQ_URL`` gets ``TASKQ_URL`` pointing at the test Redis server.
+that mentions ``TASKQ_URL`` gets ``TASKQ_URL`` pointing at the test Redis server;
+one that mentions ``DATABASE_URL`` gets ``DATABASE_URL`` pointing at an emptied
+database of the test PostgreSQL server.
 
 Only fences opened with exactly ```python run; use ```text, ```console or
 ```pycon for anything that must not run.
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from postgres_server import reset_database
 from taskq_core.app import PERIODIC_TASKS
 from taskq_core.plugins import reset_plugin_manager
 
@@ -59,13 +62,19 @@ def test_fence_parser_finds_blocks_and_lines() -> None:
 def page_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[None]:
-    """A clean directory, docs on sys.path, fresh plugins; Redis when the page needs it."""
+    """A clean directory, docs on sys.path, fresh plugins; Redis and PostgreSQL
+    when the page needs them."""
     page: Path = request.node.callspec.params["page"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(DOCS))
     monkeypatch.delenv("TASKQ_URL", raising=False)
-    if "TASKQ_URL" in page.read_text():
+    text = page.read_text()
+    if "TASKQ_URL" in text:
         monkeypatch.setenv("TASKQ_URL", request.getfixturevalue("redis_url"))
+    if "DATABASE_URL" in text:
+        url = request.getfixturevalue("postgres_url")
+        reset_database(url)
+        monkeypatch.setenv("DATABASE_URL", url)
     reset_plugin_manager()
     periodic = dict(PERIODIC_TASKS)
     yield
