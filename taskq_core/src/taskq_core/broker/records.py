@@ -6,10 +6,11 @@ execution records it stores beside a task (:class:`Execution`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from taskq_core.states import Outcome, State
+from taskq_core.states import OUTCOMES, Outcome, State
 
 __all__ = [
     "DroppedTask",
@@ -106,6 +107,19 @@ class EnqueueRequest:
     unique: bool = False
     max_queue_size: int | None = None
 
+    def check(self) -> None:
+        """Raise what :meth:`Broker.enqueue` raises for a request no broker
+        can store as given, before anything is written: ``TypeError`` for a
+        priority that is not an int or a payload that is not bytes,
+        ``ValueError`` for a ``when`` that is not a finite number."""
+        priority: object = self.priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}")
+        payload: object = self.payload
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError("the payload must be bytes")
+        _check_time(self.when)
+
 
 @dataclass(frozen=True)
 class EnqueueResult:
@@ -132,6 +146,22 @@ class FinishRequest:
     when: float | None = None
     execution: Execution | None = None
     max_stored_executions: int | None = None
+
+    def check(self) -> None:
+        """Raise the ``ValueError`` of :meth:`Broker.finish` for arguments that
+        are not valid, before anything changes: an unknown outcome, a
+        negative ``max_stored_executions``, a ``when`` that is not a finite
+        number."""
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}")
+        _check_time(self.when)
+        if self.max_stored_executions is not None and self.max_stored_executions < 0:
+            raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
+
+
+def _check_time(when: float | None) -> None:
+    if when is not None and not math.isfinite(float(when)):
+        raise ValueError(f"when must be a finite number, got {when!r}")
 
 
 @dataclass
