@@ -43,8 +43,9 @@ class StateMoves(Inspection):
         Atomic with the uniqueness and ``max_queue_size`` checks.
         Raises :class:`~taskq_core.exceptions.QueueFullException` without
         writing anything when the queue is full. A priority that is not an
-        int or a payload that is not bytes is a ``TypeError``, a ``when``
-        that is not a finite number a ``ValueError``, raised before anything
+        int or a payload that is not bytes is a ``TypeError``, a priority
+        outside -1000..1000 or a ``when`` that is not a finite number a
+        ``ValueError``, raised before anything
         is written (by :meth:`enqueue_many`: before any request of the batch
         is stored): see :meth:`EnqueueRequest.check
         <taskq_core.broker.EnqueueRequest.check>`.

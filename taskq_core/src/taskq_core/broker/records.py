@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from taskq_core.states import OUTCOMES, Outcome, State
 
 __all__ = [
+    "PRIORITY_RANGE",
     "DroppedTask",
     "EnqueueRequest",
     "EnqueueResult",
@@ -65,6 +66,9 @@ class Execution(TypedDict, total=False):
     unreadable: str
 
 
+#: the priorities a task may have (what ``Task`` accepts and every broker stores)
+PRIORITY_RANGE = (-1000, 1000)
+
 #: What happens to an active task when its run is over.
 #: ``done`` removes it (success, or a dropped failure); ``retry`` moves it to
 #: ``scheduled`` at ``when``; ``error`` moves it to ``error``; ``requeue``
@@ -82,7 +86,8 @@ class EnqueueRequest:
     :param payload: the encoded task data (opaque to the broker).
     :param when: due time; ``None`` or a time not after the broker's now
         means ``queued`` now, later means ``scheduled``.
-    :param priority: higher runs first; FIFO within one priority.
+    :param priority: higher runs first; FIFO within one priority; an int in
+        :data:`PRIORITY_RANGE` (-1000 to 1000).
     :param unique: if a pending copy (``queued``/``scheduled``) exists already,
         it keeps its place (state, due time or queued position, priority,
         ``scheduled_at``, ``time_last_queued``), the payload is replaced by
@@ -111,10 +116,14 @@ class EnqueueRequest:
         """Raise what :meth:`Broker.enqueue` raises for a request no broker
         can store as given, before anything is written: ``TypeError`` for a
         priority that is not an int or a payload that is not bytes,
-        ``ValueError`` for a ``when`` that is not a finite number."""
+        ``ValueError`` for a priority outside :data:`PRIORITY_RANGE` or a
+        ``when`` that is not a finite number."""
         priority: object = self.priority
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {priority!r}")
+        low, high = PRIORITY_RANGE
+        if not low <= priority <= high:
+            raise ValueError(f"priority must be between {low} and {high}, got {priority}")
         payload: object = self.payload
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError("the payload must be bytes")
