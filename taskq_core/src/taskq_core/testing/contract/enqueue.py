@@ -243,7 +243,8 @@ class EnqueueContract(ContractBase):
 
     def test_enqueue_refuses_bad_arguments_without_writing(self, broker: Broker) -> None:
         """A due time that is not a finite number raises ValueError ("finite"),
-        a priority that is not an int and a payload that is not bytes raise
+        so does a priority outside -1000..1000 (the range Task allows); a
+        priority that is not an int and a payload that is not bytes raise
         TypeError; nothing is stored for any of them, nor for the other
         requests of an enqueue_many that holds one."""
         for when in (math.inf, -math.inf, math.nan):
@@ -251,6 +252,9 @@ class EnqueueContract(ContractBase):
                 broker.enqueue(_req("bad", when=when))
         for priority in (1.5, "1", True):
             with pytest.raises(TypeError):
+                broker.enqueue(_req("bad", priority=priority))
+        for priority in (1001, -1001, 2**63):
+            with pytest.raises(ValueError, match="priority"):
                 broker.enqueue(_req("bad", priority=priority))
         with pytest.raises(TypeError):
             broker.enqueue(_req("bad", payload="text"))
