@@ -1,12 +1,12 @@
 """What goes into the tables and what comes out of them.
 
-Arguments are checked before anything is written: a priority that fits a
-``bigint``, a bytes payload, finite times, a known outcome, records that
-msgpack can encode. The columns themselves are typed and checked by
-PostgreSQL (finite scores and times, a known state, a count >= 0), so a task's
-fields cannot be damaged by another writer; what can be is an execution
-record (a ``bytea`` of msgpack), which comes back as ``{"unreadable": ...}``
-instead of raising (Decision 19).
+Arguments are checked before anything is written: a priority in
+-1000..1000 (the range ``Task`` allows), a bytes payload, finite times, a
+known outcome, records that msgpack can encode. The columns themselves are
+typed and checked by PostgreSQL (finite scores and times, a known state, a
+count >= 0), so a task's fields cannot be damaged by another writer; what can
+be is an execution record (a ``bytea`` of msgpack), which comes back as
+``{"unreadable": ...}`` instead of raising (Decision 19).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import cast
 import msgpack
 
 from taskq_core.broker import EnqueueRequest, Execution
+from taskq_core.broker.records import PRIORITY_RANGE
 from taskq_core.exceptions import SerializationError
 from taskq_core.states import OUTCOMES
 
@@ -27,8 +28,6 @@ __all__ = [
     "encode_execution",
     "finite",
 ]
-
-_BIGINT = 2**63
 
 
 def finite(value: float, what: str) -> float:
@@ -44,8 +43,9 @@ def check_request(request: EnqueueRequest) -> None:
     priority: object = request.priority
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int, got {priority!r}")
-    if not -_BIGINT <= priority < _BIGINT:
-        raise ValueError(f"priority must fit in 64 bits, got {priority}")
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        raise ValueError(f"priority must be between {low} and {high}, got {priority}")
     payload: object = request.payload
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError("the payload must be bytes")

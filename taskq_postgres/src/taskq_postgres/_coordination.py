@@ -84,7 +84,7 @@ class PostgresCoordination(PostgresStore):
                     {"queue": queue, "now": tx.now},
                 ).fetchall()
             }
-            if worker_id not in holders and len(holders) >= limit:
+            if len(holders | {worker_id}) > limit:
                 return False
             tx.cur.execute(
                 "INSERT INTO taskq_queue_slots (queue, worker_id, expires) VALUES (%s, %s, %s) "

@@ -50,11 +50,8 @@ _QUEUES_OF_STATE = """
 
 def _records(load_executions: int) -> dict[str, Any]:
     """The parameters of :data:`_TASKS_OF_STATE` for the newest
-    ``load_executions`` records (< 0: all)."""
-    return {
-        "want_records": load_executions != 0,
-        "records": None if load_executions < 0 else load_executions,
-    }
+    ``load_executions`` records (0 or less: none)."""
+    return {"want_records": load_executions > 0, "records": max(load_executions, 0)}
 
 
 def _stored(queue: str, state: State, row: tuple[Any, ...]) -> StoredTask:
