@@ -533,6 +533,17 @@ def print_brokers(report: dict[str, Any]) -> None:
                 mode.get("rss_mib", "—"),
             ]
             print("| " + " | ".join(str(c) for c in cells) + " |")
+    ratios = report["ratios"]
+    if not ratios:
+        return
+    columns: list[str] = []
+    for figures in ratios.values():
+        columns += [k for k in figures if k not in columns]
     print()
-    for name, figures in report["ratios"].items():
-        print(f"{name}: " + ", ".join(f"{k} x{v}" for k, v in figures.items()))
+    print("Ratios (rates: above 1 is faster; latency: above 1 waits longer)")
+    print()
+    print("| ratio | " + " | ".join(columns) + " |")
+    print("|" + "---|" * (len(columns) + 1))
+    for name, figures in ratios.items():
+        cells = [f"x{figures[c]}" if c in figures else "—" for c in columns]
+        print(f"| {name} | " + " | ".join(cells) + " |")

@@ -324,7 +324,12 @@ def main() -> None:
         default=DEFAULT_CONCURRENCY,
         help=f"N per taskq executor ({DEFAULT_CONCURRENCY})",
     )
-    parser.add_argument("--systems", default="", help="only these (comma-separated labels)")
+    parser.add_argument(
+        "--systems",
+        default="",
+        help="only these (comma-separated labels: tasktiger, huey...; and for the brokers "
+        "part taskq-redis, taskq-sqlite, taskq-postgres, procrastinate, else all four)",
+    )
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument(
         "--broker-tasks", type=int, default=1000, help="no-op tasks per run, brokers part"
@@ -333,7 +338,7 @@ def main() -> None:
         "--broker-repeat", type=int, default=3, help="rounds of the brokers part (median)"
     )
     parser.add_argument(
-        "--broker-latency-samples", type=int, default=200, help="latency samples, brokers part"
+        "--broker-latency-samples", type=int, default=100, help="latency samples, brokers part"
     )
     parts = parser.add_mutually_exclusive_group()
     parts.add_argument(
