@@ -461,6 +461,15 @@ def latency(send: Callable[[], Any], record: str, n: int, gap: float) -> None:
         time.sleep(gap)
 
 
+def _own_rss_kib(field: str) -> int:
+    """This process's ``VmRSS`` or ``VmHWM`` (peak) in KiB, from ``/proc``."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("system", choices=SYSTEMS)
@@ -479,7 +488,6 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {}
     if args.action == "versions":
-        import resource
         from importlib.metadata import version
 
         distribution = DISTRIBUTIONS[args.system]
@@ -490,14 +498,14 @@ def main() -> None:
         if args.url.startswith(("postgresql://", "postgres://")):
             out["psycopg"] = version("psycopg")
         elif not args.url.startswith("sqlite:"):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            # /proc, not getrusage: a child's ru_maxrss starts at its parent's
+            before = _own_rss_kib("VmRSS")
             import redis  # noqa: F401  (what the Redis client alone costs this process)
 
-            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             out.update(
                 redis_py=version("redis"),
-                redis_py_rss_mib=round(after / 1024, 1),
-                redis_py_import_mib=round((after - before) / 1024, 1),
+                redis_py_rss_mib=round(_own_rss_kib("VmHWM") / 1024, 1),
+                redis_py_import_mib=round((_own_rss_kib("VmRSS") - before) / 1024, 1),
             )
         print("BENCH " + json.dumps(out), flush=True)
         return

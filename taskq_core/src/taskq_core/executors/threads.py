@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import RunResult, run_group
+from taskq_core.execution import RunResult
 from taskq_core.executors.base import (
     THREAD_INTERRUPTED,
     Executor,
@@ -120,15 +120,7 @@ class ThreadsExecutor(Executor):
     # -- the slots' threads ------------------------------------------------------
     def _serve(self, slot: _Slot) -> None:
         while (run := slot.inbox.get()) is not None:
-            try:
-                results = run_group(
-                    self.tq,
-                    run.tasks,
-                    store_tracebacks=self.worker.store_tracebacks,
-                    worker_id=self.worker.id,
-                )
-            except BaseException:  # an interrupt that landed outside the task itself
-                results = []
+            results = self.run_in_thread(run)
             with self._lock:
                 if slot.abandoned:  # its outcome is stored already: the slot is free again
                     slot.run, slot.abandoned_at = None, None
