@@ -1,4 +1,4 @@
-"""Benchmark taskq beside TaskTiger, Dramatiq, Huey and SAQ: one run, one private Redis.
+"""Benchmark taskq beside TaskTiger, Dramatiq, Huey and SAQ on Redis, and on each broker.
 
 Every system runs one worker process, in an environment of its own (its
 Python is given with ``--tasktiger-python``, ``--dramatiq-python``...), on the
@@ -31,8 +31,13 @@ accept are found by a probe and shown as not available in this build. The
 TaskTiger comparison of earlier runs stays (sync and fork, batch 1 and
 ``BATCH_QUEUES`` 50, pool against TaskTiger's fork, Redis memory per queued
 task, bulk enqueue), and ``--baseline-python`` measures another build of
-taskq in the same run as ``taskq@base``. Results are printed as Markdown
-tables and written to ``bench/results/latest.json``.
+taskq in the same run as ``taskq@base``.
+
+Then the brokers part (:mod:`brokers`; ``--brokers-only``, ``--no-brokers``):
+taskq on Redis, SQLite and PostgreSQL, and Procrastinate beside taskq's
+PostgreSQL broker on a private PostgreSQL server the run starts (enqueue
+rates, drain rates at ``-c 1`` and ``-c 8``, idle latency). Results are
+printed as Markdown tables and written to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -335,10 +340,10 @@ def main() -> None:
         "--broker-tasks", type=int, default=1000, help="no-op tasks per run, brokers part"
     )
     parser.add_argument(
-        "--broker-repeat", type=int, default=3, help="rounds of the brokers part (median)"
+        "--broker-repeat", type=int, default=2, help="rounds of the brokers part (median)"
     )
     parser.add_argument(
-        "--broker-latency-samples", type=int, default=100, help="latency samples, brokers part"
+        "--broker-latency-samples", type=int, default=200, help="latency samples, brokers part"
     )
     parts = parser.add_mutually_exclusive_group()
     parts.add_argument(
