@@ -50,6 +50,8 @@ from harness import Agent, Mode, Sampler, read_records, stop
 from pg_server import PostgresServer, find_bindir, launch
 
 WARMUP = 5  # latency samples dropped at the start
+#: what latest.json keeps of each round of a mode, beside the medians
+ROUND_FIELDS = ("status", "enqueue_per_s", "per_s", "rss_mib", "load_average")
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ def build_report(
                 if value is not None:
                     entry[key] = value
             entry["runs"] = len(ok)
+            entry["rounds"] = [{k: r[k] for k in ROUND_FIELDS if k in r} for r in runs]
             if name in latency:
                 entry["latency"] = latency[name]
             modes.append(entry)
@@ -437,6 +440,7 @@ def build_report(
             "enqueue_per_s": _median(enqueue_runs, "enqueue_per_s"),
             "enqueue_bulk_per_s": _median(bulk_runs, "enqueue_per_s"),
             "bulk_status": bulk_runs[-1]["status"] if bulk_runs else "not run",
+            "bulk_rounds": [r.get("enqueue_per_s") for r in bulk_runs],
             "modes": modes,
         }
     ratios: dict[str, dict[str, float]] = {}
