@@ -1,7 +1,8 @@
-"""Scenarios of API decisions 14, 15 and 16 and of lost task data, through the
-public API, shared by the memory-broker tests (tests/core) and the Redis tests
-(tests/redis): each test module passes its own app and, where needed, its way
-to make time pass or to delete data behind the broker's back.
+"""Scenarios of API decisions 1, 5, 6, 14, 15 and 16, of inspection and purges,
+and of lost task data, through the public API, shared by the memory-broker
+and SQLite tests (tests/core) and the Redis tests (tests/redis): each test
+module passes its own app and, where needed, its way to make time pass or to
+delete data behind the broker's back.
 
 Workers run in this process (``executor="sync"``), so the task functions below
 record their calls in :data:`calls`.
@@ -13,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import structlog.testing
 
 import taskq_core.app
@@ -41,12 +43,107 @@ def periodic_report() -> None:
         raise ValueError("the report failed")
 
 
+def fail(*args: Any) -> None:
+    """Record the call, then fail (for good: no retry options)."""
+    calls.append(("fail", args))
+    raise ValueError("this task fails")
+
+
 def _burst(tq: TaskQ) -> None:
     tq.run_worker(queues=[QUEUE], burst=True, executor="sync")
 
 
 def _near(value: dt.datetime | None, now: float, within: float = 5.0) -> bool:
     return value is not None and abs((value - from_timestamp(now)).total_seconds()) <= within
+
+
+# -- decision 1 ---------------------------------------------------------------------
+
+
+def unique_tasks_in_two_queues_are_two_tasks(tq: TaskQ) -> None:
+    """The same unique function and arguments in a queue and its subqueue
+    are two tasks (two ids, counted apart) and both run."""
+    calls.clear()
+    sub = f"{QUEUE}.sub"
+    first = tq.delay(record, args=["same"], queue=QUEUE, unique=True)
+    second = tq.delay(record, args=["same"], queue=sub, unique=True)
+    assert first.id != second.id
+    assert tq.get_queue_stats() == {QUEUE: {"queued": 1}, sub: {"queued": 1}}
+    _burst(tq)  # the worker of QUEUE takes its subqueues too
+    assert calls == [(("same",), {}), (("same",), {})]
+    assert tq.get_queue_stats() == {}
+
+
+# -- decision 5: arguments round trip ---------------------------------------------------
+
+
+def arguments_round_trip_exactly(tq: TaskQ) -> None:
+    """Empty arguments, empty lists and maps, unicode and floats to the last
+    digit come back as they were given, also after update_scheduled_time
+    (which changes nothing else in the task's data: Decision 5), and the
+    worker calls the function with them."""
+    calls.clear()
+    value = 1795437461.2412539
+    args = [[], {}, value, "ünï ✓", None, True]
+    kwargs = {"empty": [], "map": {}, "nested": [[1.5], {"k": []}]}
+    bare = tq.delay(record, queue=QUEUE, when=dt.timedelta(hours=1))
+    full = tq.delay(record, args=args, kwargs=kwargs, queue=QUEUE, when=dt.timedelta(hours=2))
+    for task, due in ((bare, LONG_AGO), (full, LONG_AGO + dt.timedelta(days=1))):
+        before = Task.from_id(tq, QUEUE, State.SCHEDULED, task.id)
+        before.update_scheduled_time(due)
+        after = Task.from_id(tq, QUEUE, State.SCHEDULED, task.id)
+        assert after.data == before.data == task.data
+        assert after.ts == after.scheduled_at == due
+        assert after.time_last_queued == before.time_last_queued
+    loaded = Task.from_id(tq, QUEUE, State.SCHEDULED, full.id)
+    assert (loaded.args, loaded.kwargs) == (args, kwargs)
+    assert Task.from_id(tq, QUEUE, State.SCHEDULED, bare.id).args == []
+    _burst(tq)
+    assert calls == [((), {}), (tuple(args), kwargs)]
+
+
+# -- inspection -----------------------------------------------------------------------
+
+
+def inspection_pages_oldest_first_and_counts_exact_queues(tq: TaskQ) -> None:
+    """tasks_from_queue lists oldest first, skip counted from the oldest;
+    queue sizes and stats count each queue by its exact name (a subqueue
+    apart from its parent), an unknown queue has zero of everything and an
+    empty broker no stats."""
+    sub = f"{QUEUE}.sub"
+    assert tq.get_queue_stats() == {}
+    assert tq.get_queue_sizes("nowhere") == {"queued": 0, "scheduled": 0, "active": 0}
+    for hours in (5, 1, 3, 2, 4):
+        tq.delay(record, args=[hours], queue=QUEUE, when=dt.timedelta(hours=hours))
+    tq.delay(record, args=["sub"], queue=sub)
+    total, page = Task.tasks_from_queue(tq, QUEUE, "scheduled", skip=1, limit=2)
+    assert total == 5
+    assert [t.args for t in page] == [[2], [3]]
+    assert all(t.state == "scheduled" and t.queue == QUEUE for t in page)
+    assert [t.args for t in Task.tasks_from_queue(tq, QUEUE, "scheduled", skip=3)[1]] == [[4], [5]]
+    assert Task.tasks_from_queue(tq, QUEUE, "scheduled", skip=5) == (5, [])
+    assert tq.get_queue_stats() == {QUEUE: {"scheduled": 5}, sub: {"queued": 1}}
+    assert tq.get_queue_sizes(QUEUE) == {"queued": 0, "scheduled": 5, "active": 0}
+    assert tq.get_total_queue_size(sub) == 1
+
+
+def purge_errored_tasks_filters_and_limits(tq: TaskQ) -> None:
+    """purge_errored_tasks counts what it deleted, honours the queue filters,
+    ``limit`` (below 1: ValueError) and ``last_execution_before``, and with
+    no limit deletes every errored task of every queue."""
+    sub = f"{QUEUE}.sub"
+    for number in range(3):
+        tq.delay(fail, args=[number], queue=QUEUE)
+    tq.delay(fail, args=["sub"], queue=sub)
+    _burst(tq)
+    assert tq.get_queue_stats() == {QUEUE: {"error": 3}, sub: {"error": 1}}
+    with pytest.raises(ValueError, match="limit"):
+        tq.purge_errored_tasks(limit=0)
+    assert tq.purge_errored_tasks(last_execution_before=LONG_AGO) == 0
+    assert tq.purge_errored_tasks(queues=[QUEUE], exclude_queues=[sub], limit=2) == 2
+    assert tq.get_queue_stats() == {QUEUE: {"error": 1}, sub: {"error": 1}}
+    assert tq.purge_errored_tasks() == 2
+    assert tq.get_queue_stats() == {}
 
 
 # -- decision 14 --------------------------------------------------------------------

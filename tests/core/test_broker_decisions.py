@@ -1,6 +1,7 @@
-"""API decisions 14, 15 and 16 and expired tasks whose data was lost, through
-the public API on the memory broker (the same scenarios run on Redis in
-tests/redis/test_broker_decisions.py)."""
+"""API decisions 1, 5, 14, 15 and 16, inspection, purges and expired tasks
+whose data was lost, through the public API on the memory broker (the same
+scenarios run on SQLite in tests/core/test_sqlite_decisions.py and on Redis
+in tests/redis/test_broker_decisions.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,27 @@ def _fresh_calls() -> Iterator[None]:
 @pytest.fixture
 def tq() -> TaskQ:
     return TaskQ(broker=MemoryBroker(), config={"STATS_INTERVAL": 0})
+
+
+def test_decision_1_unique_tasks_in_two_queues_are_two_tasks(tq: TaskQ) -> None:
+    """The same unique call in a queue and its subqueue is two tasks; both run."""
+    scenarios.unique_tasks_in_two_queues_are_two_tasks(tq)
+
+
+def test_decision_5_arguments_round_trip_exactly(tq: TaskQ) -> None:
+    """Empty and nested arguments, unicode and exact floats survive storage
+    and update_scheduled_time, and reach the function as given."""
+    scenarios.arguments_round_trip_exactly(tq)
+
+
+def test_inspection_pages_oldest_first_and_counts_exact_queues(tq: TaskQ) -> None:
+    """tasks_from_queue pages oldest first; sizes and stats count exact queue names."""
+    scenarios.inspection_pages_oldest_first_and_counts_exact_queues(tq)
+
+
+def test_purge_errored_tasks_filters_and_limits(tq: TaskQ) -> None:
+    """purge_errored_tasks honours its filters and limit and returns the count."""
+    scenarios.purge_errored_tasks_filters_and_limits(tq)
 
 
 def test_decision_14_past_when_is_stamped_with_the_time_it_was_queued(tq: TaskQ) -> None:

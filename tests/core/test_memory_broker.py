@@ -229,21 +229,6 @@ def test_drop_data_leaves_the_state_entry(broker: MemoryBroker) -> None:
         broker.get_task("q", State.QUEUED, "a")
 
 
-def test_purge_errors_rejects_non_positive_limit(broker: MemoryBroker) -> None:
-    """purge_errors with a limit of 0 or less is an error, as in TaskTiger."""
-    with pytest.raises(ValueError, match="limit"):
-        broker.purge_errors("q", None, 0)
-
-
-def test_unknown_finish_outcome_changes_nothing(broker: MemoryBroker) -> None:
-    """An unknown outcome raises ValueError before the task is touched."""
-    broker.enqueue(_req("a"))
-    broker.pop("q", 1, "w1", 30)
-    with pytest.raises(ValueError, match="outcome"):
-        broker.finish("q", "a", "w1", "vanish")  # type: ignore[arg-type]
-    assert broker.queue_sizes("q")[State.ACTIVE] == 1
-
-
 def test_pop_heap_survives_many_reschedules(broker: MemoryBroker, clock: Clock) -> None:
     """Queued twins whose score moves again and again still pop once each,
     in score order, and the heap of stale entries stays bounded."""

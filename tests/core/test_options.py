@@ -11,8 +11,20 @@ from taskq_core import Task, TaskQ
 from taskq_core.brokers.memory import MemoryBroker
 from taskq_core.options import CALL_SITE, DECORATOR, TASK_OPTIONS, given, merged, names
 
-#: parameters of the signatures that are not task options
-NOT_OPTIONS = {"self", "_func", "tq", "func", "args", "kwargs", "when", "_stored", "_data"}
+#: parameters of the signatures that are not task options (``connection``:
+#: where ``delay`` writes the task, not something stored with it)
+NOT_OPTIONS = {
+    "self",
+    "_func",
+    "tq",
+    "func",
+    "args",
+    "kwargs",
+    "when",
+    "_stored",
+    "_data",
+    "connection",
+}
 
 
 def _options_of(function: object) -> set[str]:

@@ -1,7 +1,9 @@
-"""API decisions 14, 15 and 16 and expired tasks whose data was lost, through
-the public API against a real Redis (the same scenarios run on the memory
-broker in tests/core/test_broker_decisions.py). Task data is deleted behind
-the broker's back with a raw client, as an outside writer would."""
+"""API decisions 1, 5, 14, 15 and 16, inspection, purges and expired tasks
+whose data was lost, through the public API against a real Redis (the same
+scenarios run on the memory broker and on SQLite in
+tests/core/test_broker_decisions.py and tests/core/test_sqlite_decisions.py).
+Task data is deleted behind the broker's back with a raw client, as an
+outside writer would."""
 
 from __future__ import annotations
 
@@ -33,6 +35,27 @@ def tq(redis_url: str, redis_client: redis.Redis) -> Iterator[TaskQ]:
     app = _app(redis_url)
     yield app
     app.broker.close()
+
+
+def test_decision_1_unique_tasks_in_two_queues_are_two_tasks(tq: TaskQ) -> None:
+    """The same unique call in a queue and its subqueue is two tasks; both run."""
+    scenarios.unique_tasks_in_two_queues_are_two_tasks(tq)
+
+
+def test_decision_5_arguments_round_trip_exactly(tq: TaskQ) -> None:
+    """Empty and nested arguments, unicode and exact floats survive storage
+    and update_scheduled_time, and reach the function as given."""
+    scenarios.arguments_round_trip_exactly(tq)
+
+
+def test_inspection_pages_oldest_first_and_counts_exact_queues(tq: TaskQ) -> None:
+    """tasks_from_queue pages oldest first; sizes and stats count exact queue names."""
+    scenarios.inspection_pages_oldest_first_and_counts_exact_queues(tq)
+
+
+def test_purge_errored_tasks_filters_and_limits(tq: TaskQ) -> None:
+    """purge_errored_tasks honours its filters and limit and returns the count."""
+    scenarios.purge_errored_tasks_filters_and_limits(tq)
 
 
 def test_decision_14_past_when_is_stamped_with_the_time_it_was_queued(tq: TaskQ) -> None:

@@ -263,13 +263,6 @@ def test_update_scheduled_time_leaves_stored_payload_bytes_identical(
     assert read_data(b, Q, "a")[0] == before == payload
 
 
-def test_large_payload_round_trips(redis_broker: RedisBroker) -> None:
-    """A 1 MiB binary payload comes back unchanged from pop."""
-    payload = bytes(range(256)) * 4096
-    redis_broker.enqueue(req("big", payload=payload))
-    assert redis_broker.pop(Q, 1, "w1", FAR)[0].payload == payload
-
-
 # -- missing data ---------------------------------------------------------------------
 def test_get_task_and_list_with_missing_data(redis_broker: RedisBroker) -> None:
     """With data missing, get_task raises and list_tasks returns the id once
@@ -307,23 +300,6 @@ def test_purge_limit_across_chunks_and_time_filter(redis_broker: RedisBroker) ->
     assert b.queue_sizes(Q)[State.ERROR] == total - expected_old
     assert b.purge_errors(Q, None, None) == total - expected_old
     assert b.queue_sizes(Q)[State.ERROR] == 0
-
-
-def test_pop_big_batch_in_one_call(redis_broker: RedisBroker) -> None:
-    """A pop limit far above the chunk size still returns every task once,
-    in order."""
-    b = redis_broker
-    b.enqueue_many([req(f"t{i:05d}", payload=b"x") for i in range(2500)])
-    popped = b.pop(Q, 10_000, "w1", FAR)
-    assert ids(popped) == [f"t{i:05d}" for i in range(2500)]
-
-
-def test_fifo_within_one_enqueue_many_batch(redis_broker: RedisBroker) -> None:
-    """Tasks enqueued in one pipeline (often within one microsecond) pop in
-    request order, not in id order."""
-    names = [f"z{i}" if i % 2 else f"a{i}" for i in range(300)]
-    redis_broker.enqueue_many([req(name) for name in names])
-    assert ids(redis_broker.pop(Q, 300, "w1", FAR)) == names
 
 
 def test_max_queue_size_with_separate_clients_in_threads(redis_url: str, redis_client: Any) -> None:
@@ -460,22 +436,6 @@ def test_every_script_runs_on_one_slot(
         assert len({key_slot(k.encode()) for k in keys}) == 1
 
 
-def test_queued_list_is_time_ordered_across_priorities(redis_broker: RedisBroker) -> None:
-    """list_tasks(queued) pages through queued tasks by queued time (then
-    first in) whatever their priorities, while pop takes priority first."""
-    b = redis_broker
-    plan = [("a", 0), ("b", 5), ("c", -3), ("d", 5), ("e", 0), ("f", 1), ("g", -3)]
-    b.enqueue_many([req(task_id, priority=p) for task_id, p in plan])
-    order = [task_id for task_id, _ in plan]
-    total, tasks = b.list_tasks(Q, State.QUEUED)
-    assert total == 7
-    assert ids(tasks) == order
-    assert [t.ts for t in tasks] == sorted(t.ts for t in tasks)
-    pages = [ids(b.list_tasks(Q, State.QUEUED, skip=s, limit=3)[1]) for s in (0, 3, 6, 9)]
-    assert pages == [order[:3], order[3:6], order[6:], []]
-    assert ids(b.pop(Q, 10, "w1", FAR)) == ["b", "d", "f", "a", "e", "c", "g"]
-
-
 def test_states_may_be_given_as_strings(redis_broker: RedisBroker) -> None:
     """Inspection accepts state names as plain strings too."""
     b = redis_broker
@@ -485,40 +445,3 @@ def test_states_may_be_given_as_strings(redis_broker: RedisBroker) -> None:
     assert b.list_tasks(Q, "queued")[0] == 1  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nope"):
         b.queues("nope")  # type: ignore[arg-type]
-
-
-def test_requeue_now_with_a_due_scheduled_twin_keeps_it_scheduled(
-    redis_broker: RedisBroker,
-) -> None:
-    """A run requeued while its pending twin is scheduled at an earlier (due)
-    time is absorbed by the twin, which stays scheduled at its time."""
-    b = redis_broker
-    b.enqueue(req("u", unique=True))
-    b.pop(Q, 1, "w1", FAR)
-    past = b.time() - 50
-    b.enqueue(req("u", unique=True, when=b.time() + FAR))
-    b.update_scheduled_time(Q, "u", past)
-    assert b.finish(Q, "u", "w1", "requeue")
-    assert b.queue_sizes(Q) == {
-        State.SCHEDULED: 1,
-        State.QUEUED: 0,
-        State.ACTIVE: 0,
-        State.ERROR: 0,
-    }
-    assert b.get_task(Q, State.SCHEDULED, "u").ts == past
-
-
-def test_retry_before_a_queued_twin_moves_it_earlier(redis_broker: RedisBroker) -> None:
-    """A retry due before the queued twin's time moves the twin earlier in
-    the queue (same priority): it then pops before tasks queued after it."""
-    b = redis_broker
-    b.enqueue(req("u", unique=True))
-    b.pop(Q, 1, "w1", FAR)
-    b.enqueue(req("other"))
-    b.enqueue(req("u", unique=True))
-    assert ids(b.list_tasks(Q, State.QUEUED)[1]) == ["other", "u"]
-    early = b.time() - 100
-    assert b.finish(Q, "u", "w1", "retry", when=early)
-    assert b.get_task(Q, State.QUEUED, "u").ts == early
-    assert ids(b.list_tasks(Q, State.QUEUED)[1]) == ["u", "other"]
-    assert ids(b.pop(Q, 5, "w1", FAR)) == ["u", "other"]

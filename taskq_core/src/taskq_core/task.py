@@ -17,6 +17,7 @@ from taskq_core._internal import (
     to_timestamp,
 )
 from taskq_core.broker import EnqueueRequest, Execution, StoredTask
+from taskq_core.broker.records import PRIORITY_RANGE
 from taskq_core.context import running
 from taskq_core.exceptions import (
     QueueFullException,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OPTIONS_ATTR", "PRIORITY_RANGE", "UNREADABLE", "Task", "normalize_keys", "to_when"]
 
-PRIORITY_RANGE = (-1000, 1000)
 #: ``serialized_func`` of a task whose stored payload cannot be decoded.
 UNREADABLE = "<unreadable payload>"
 

@@ -501,7 +501,10 @@ class RedisBroker(Broker):
         self._repair("update_scheduled_time", queue, task_id, State.SCHEDULED, codec.num(when))
 
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
-        """Chunks of at most 1000, each atomic, from the oldest: never skips."""
+        """Chunks of at most 1000, each atomic, from the oldest: never skips.
+        A ``limit`` below 1 is a ValueError (TaskTiger asserts it)."""
+        if limit is not None and limit <= 0:
+            raise ValueError(f"limit must be positive or None, not {limit!r}")
         bound = "" if older_than is None else codec.num(older_than)
         purged = 0
         while limit is None or purged < limit:

@@ -20,11 +20,13 @@ class Coordination(abc.ABC):
     # -- locks and semaphores -------------------------------------------------
     @abc.abstractmethod
     def acquire_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        """Take a task lock for ``ttl`` seconds if it is free (or already ours)."""
+        """Take a task lock for ``ttl`` seconds if it is free (or already
+        ours: it then expires at now + ``ttl``, sooner or later than before)."""
 
     @abc.abstractmethod
     def renew_lock(self, lock_id: str, token: str, ttl: float) -> bool:
-        """Extend our lock; ``False`` when it is no longer ours."""
+        """Make our lock expire at now + ``ttl``; ``False`` when it is no
+        longer ours (also when it lapsed and nobody took it)."""
 
     @abc.abstractmethod
     def release_lock(self, lock_id: str, token: str) -> bool:
@@ -33,7 +35,9 @@ class Coordination(abc.ABC):
     @abc.abstractmethod
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
         """Take (or renew) one of ``limit`` worker slots of ``queue`` for
-        ``ttl`` seconds. Refused while the queue's system lock is set."""
+        ``ttl`` seconds. Refused while the queue's system lock is set. A
+        holder renews as it acquires: refused (its slot left as it was) while
+        more than ``limit`` workers, itself included, hold unexpired slots."""
 
     @abc.abstractmethod
     def release_queue_slot(self, queue: str, worker_id: str) -> None:
@@ -41,7 +45,8 @@ class Coordination(abc.ABC):
 
     @abc.abstractmethod
     def set_queue_system_lock(self, queue: str, timeout: float) -> None:
-        """Keep workers that use queue slots off ``queue`` for ``timeout`` s."""
+        """Keep workers that use queue slots off ``queue`` for ``timeout`` s
+        (replacing an earlier expiry, also with a sooner one)."""
 
     @abc.abstractmethod
     def get_queue_system_lock(self, queue: str) -> float | None:

@@ -50,8 +50,12 @@ class Inspection(abc.ABC):
         load_executions: int = 0,
     ) -> tuple[int, list[StoredTask]]:
         """``(total, tasks)``: the tasks of ``queue`` in ``state`` in ascending
-        score order, ``skip`` counted from the oldest. A task whose data is
-        missing is returned once, with ``missing=True`` and an empty payload."""
+        score order (``queued``: by queued time whatever the priority, not in
+        pop order; equal scores in one fixed order, so that pages never
+        repeat or skip a task), ``skip`` counted from the oldest; a negative
+        ``skip`` or ``limit`` counts as 0. ``total`` counts the whole state. A
+        task whose data is missing is returned once, with ``missing=True``
+        and an empty payload."""
 
     @abc.abstractmethod
     def executions_count(self, queue: str, task_id: str) -> int:
@@ -82,7 +86,8 @@ class Inspection(abc.ABC):
     @abc.abstractmethod
     def update_scheduled_time(self, queue: str, task_id: str, when: float) -> None:
         """Change a scheduled task's due time and ``scheduled_at`` and nothing
-        else (``update_scheduled_time``); ``TaskNotFound`` if not scheduled."""
+        else (``update_scheduled_time``); ``TaskNotFound`` if not scheduled,
+        ``ValueError`` for a ``when`` that is not a finite number."""
 
     @abc.abstractmethod
     def purge_errors(self, queue: str, older_than: float | None, limit: int | None) -> int:
@@ -90,4 +95,5 @@ class Inspection(abc.ABC):
         ``error`` that failed before ``older_than`` (``None``: any time),
         oldest first, including ids whose data is missing. ``older_than`` is
         exclusive: a task whose failure time (its ``error`` score) equals it
-        is kept. Returns how many were deleted."""
+        is kept. Returns how many were deleted; a ``limit`` below 1 is a
+        ``ValueError``."""

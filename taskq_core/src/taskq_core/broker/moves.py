@@ -42,13 +42,21 @@ class StateMoves(Inspection):
 
         Atomic with the uniqueness and ``max_queue_size`` checks.
         Raises :class:`~taskq_core.exceptions.QueueFullException` without
-        writing anything when the queue is full.
+        writing anything when the queue is full. A priority that is not an
+        int or a payload that is not bytes is a ``TypeError``, a priority
+        outside -1000..1000 or a ``when`` that is not a finite number a
+        ``ValueError``, raised before anything
+        is written (by :meth:`enqueue_many`: before any request of the batch
+        is stored): see :meth:`EnqueueRequest.check
+        <taskq_core.broker.EnqueueRequest.check>`.
         """
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
         """Enqueue many tasks, each atomically, in order (a broker may send them
         in one round trip). A task refused by ``max_queue_size`` does not raise
         here: its result has ``refused=True`` and the others are stored."""
+        for request in requests:
+            request.check()
         results: list[EnqueueResult] = []
         for request in requests:
             try:
@@ -78,9 +86,9 @@ class StateMoves(Inspection):
     def heartbeat(self, queue: str, task_ids: Sequence[str], worker_id: str) -> list[str]:
         """Refresh the active score of tasks this worker owns.
 
-        Returns the ids that were refreshed. A task that is no longer active
-        or is owned by another worker (it was recovered meanwhile) is left
-        alone and not returned.
+        Returns the ids that were refreshed, in the order given. A task that
+        is no longer active or is owned by another worker (it was recovered
+        meanwhile) is left alone and not returned.
         """
 
     def heartbeat_many(
@@ -121,7 +129,16 @@ class StateMoves(Inspection):
         and an existing pending twin's due time.
 
         Returns ``False`` (and changes nothing) when the task is not active or
-        is owned by another worker.
+        is owned by another worker. An unknown outcome, a negative
+        ``max_stored_executions`` or a ``when`` that is not a finite number
+        is a ``ValueError``, raised before anything changes (whether the task
+        is active or not; by :meth:`finish_many` and :meth:`recover_expired`
+        too, before any run of the batch is ended): see
+        :meth:`FinishRequest.check <taskq_core.broker.FinishRequest.check>`.
+
+        ``scheduled_at`` and ``time_last_queued`` are written by enqueue (and
+        ``scheduled_at`` by ``update_scheduled_time``) only: this and every
+        other move change a task's score and keep those, and its priority.
         """
 
     def finish_many(
@@ -129,6 +146,8 @@ class StateMoves(Inspection):
     ) -> list[bool]:
         """End several runs of ``queue`` (a group run together). Each is one
         atomic :meth:`finish`; a broker may send them in one round trip."""
+        for request in requests:
+            request.check()
         return [
             self.finish(
                 queue,
@@ -160,7 +179,8 @@ class StateMoves(Inspection):
     @abc.abstractmethod
     def expired_tasks(self, older_than: float, limit: int) -> list[tuple[str, str]]:
         """``(queue, id)`` of active tasks whose last heartbeat is before
-        ``older_than`` (broker time), across all queues, oldest first."""
+        ``older_than`` (broker time; exclusive: a heartbeat exactly at it is
+        not expired), across all queues, oldest first."""
 
     @abc.abstractmethod
     def recover_expired(

@@ -6,12 +6,14 @@ execution records it stores beside a task (:class:`Execution`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from taskq_core.states import Outcome, State
+from taskq_core.states import OUTCOMES, Outcome, State
 
 __all__ = [
+    "PRIORITY_RANGE",
     "DroppedTask",
     "EnqueueRequest",
     "EnqueueResult",
@@ -65,6 +67,9 @@ class Execution(TypedDict, total=False):
     unreadable: str
 
 
+#: the priorities a task may have (what ``Task`` accepts and every broker stores)
+PRIORITY_RANGE = (-1000, 1000)
+
 #: What happens to an active task when its run is over.
 #: ``done`` removes it (success, or a dropped failure); ``retry`` moves it to
 #: ``scheduled`` at ``when``; ``error`` moves it to ``error``; ``requeue``
@@ -82,7 +87,8 @@ class EnqueueRequest:
     :param payload: the encoded task data (opaque to the broker).
     :param when: due time; ``None`` or a time not after the broker's now
         means ``queued`` now, later means ``scheduled``.
-    :param priority: higher runs first; FIFO within one priority.
+    :param priority: higher runs first; FIFO within one priority; an int in
+        :data:`PRIORITY_RANGE` (-1000 to 1000).
     :param unique: if a pending copy (``queued``/``scheduled``) exists already,
         it keeps its place (state, due time or queued position, priority,
         ``scheduled_at``, ``time_last_queued``), the payload is replaced by
@@ -106,6 +112,23 @@ class EnqueueRequest:
     priority: int = 0
     unique: bool = False
     max_queue_size: int | None = None
+
+    def check(self) -> None:
+        """Raise what :meth:`Broker.enqueue` raises for a request no broker
+        can store as given, before anything is written: ``TypeError`` for a
+        priority that is not an int or a payload that is not bytes,
+        ``ValueError`` for a priority outside :data:`PRIORITY_RANGE` or a
+        ``when`` that is not a finite number."""
+        priority: object = self.priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}")
+        low, high = PRIORITY_RANGE
+        if not low <= priority <= high:
+            raise ValueError(f"priority must be between {low} and {high}, got {priority}")
+        payload: object = self.payload
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError("the payload must be bytes")
+        _check_time(self.when)
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,22 @@ class FinishRequest:
     when: float | None = None
     execution: Execution | None = None
     max_stored_executions: int | None = None
+
+    def check(self) -> None:
+        """Raise the ``ValueError`` of :meth:`Broker.finish` for arguments that
+        are not valid, before anything changes: an unknown outcome, a
+        negative ``max_stored_executions``, a ``when`` that is not a finite
+        number."""
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}")
+        _check_time(self.when)
+        if self.max_stored_executions is not None and self.max_stored_executions < 0:
+            raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
+
+
+def _check_time(when: float | None) -> None:
+    if when is not None and not math.isfinite(float(when)):
+        raise ValueError(f"when must be a finite number, got {when!r}")
 
 
 @dataclass

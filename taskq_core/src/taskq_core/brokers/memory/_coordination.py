@@ -55,7 +55,8 @@ class MemoryCoordination(MemoryStore):
             return True
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
-        """Take or renew one of ``limit`` slots of ``queue``."""
+        """Take or renew one of ``limit`` slots of ``queue``; refused while
+        more than ``limit`` workers (this one included) would hold one."""
         with self._lock:
             now = self._clock()
             system = self._system_locks.get(queue)
@@ -67,7 +68,10 @@ class MemoryCoordination(MemoryStore):
             for holder, expiry in list(holders.items()):
                 if expiry <= now:
                     del holders[holder]
-            if worker_id not in holders and len(holders) >= limit:
+            # a holder renews like it acquires: while the holders, itself
+            # included, are at most ``limit`` (as TaskTiger's semaphore)
+            count = len(holders) + (0 if worker_id in holders else 1)
+            if count > limit:
                 return False
             holders[worker_id] = now + ttl
             return True

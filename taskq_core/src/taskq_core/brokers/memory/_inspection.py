@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from taskq_core.broker import StoredTask
 from taskq_core.brokers.memory._store import MemoryStore
 from taskq_core.exceptions import TaskNotFound
@@ -95,6 +97,8 @@ class MemoryInspection(MemoryStore):
 
     def update_scheduled_time(self, queue: str, task_id: str, when: float) -> None:
         """Change a scheduled task's due time and ``scheduled_at``, nothing else."""
+        if not math.isfinite(when):
+            raise ValueError(f"when must be a finite number, got {when!r}")
         with self._lock:
             data = self._data.get((queue, task_id))
             if self._entry(State.SCHEDULED, queue, task_id) is None or data is None:

@@ -14,11 +14,12 @@ from taskq_core.broker import (
     EnqueueResult,
     Execution,
     FinishOutcome,
+    FinishRequest,
     StoredTask,
 )
 from taskq_core.brokers.memory._store import MemoryStore, TaskData
 from taskq_core.exceptions import QueueFullException
-from taskq_core.states import OUTCOMES, State
+from taskq_core.states import State
 
 __all__ = ["MemoryMoves"]
 
@@ -37,11 +38,15 @@ class MemoryMoves(MemoryStore):
     # -- enqueue ----------------------------------------------------------------
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
         """Store a task; see :meth:`Broker.enqueue`."""
+        request.check()
         with self._lock:
             return self._enqueue(request, self._clock())
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
-        """Enqueue many tasks under one lock; refused ones get ``refused=True``."""
+        """Enqueue many tasks under one lock; refused ones get ``refused=True``.
+        A request that cannot be stored raises before any is stored."""
+        for request in requests:
+            request.check()
         results: list[EnqueueResult] = []
         with self._lock:
             now = self._clock()
@@ -171,6 +176,7 @@ class MemoryMoves(MemoryStore):
         max_stored_executions: int | None = None,
     ) -> bool:
         """End a run of a task this worker owns; see :meth:`Broker.finish`."""
+        FinishRequest(task_id, outcome, when, execution, max_stored_executions).check()
         with self._lock:
             if self._entry(State.ACTIVE, queue, task_id) is None:
                 return False
@@ -196,8 +202,6 @@ class MemoryMoves(MemoryStore):
         execution: Execution | None,
         max_stored_executions: int | None,
     ) -> None:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}")
         now = self._clock()
         key = (queue, task_id)
         self._remove(State.ACTIVE, queue, task_id)
@@ -264,6 +268,7 @@ class MemoryMoves(MemoryStore):
         max_stored_executions: int | None = None,
     ) -> bool:
         """End the run of a task whose heartbeat is still before ``older_than``."""
+        FinishRequest(task_id, outcome, when, execution, max_stored_executions).check()
         with self._lock:
             entry = self._entry(State.ACTIVE, queue, task_id)
             if entry is None or entry[0] >= older_than:

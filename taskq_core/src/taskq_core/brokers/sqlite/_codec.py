@@ -1,7 +1,7 @@
 """What goes into the tables and what comes out of them.
 
 Arguments are checked before anything is written (finite times, an integer
-priority, bytes payloads, records msgpack can encode). Values read back are
+priority in -1000..1000, bytes payloads, records msgpack can encode). Values read back are
 never trusted (Decision 19): a column of the wrong type makes its task's
 metadata unreadable (:func:`meta_problem` says which field), a record that is
 not a msgpack map comes back as ``{"unreadable": ...}``, and an id or queue
@@ -17,6 +17,7 @@ from typing import Any, cast
 import msgpack
 
 from taskq_core.broker import EnqueueRequest, Execution
+from taskq_core.broker.records import PRIORITY_RANGE
 from taskq_core.exceptions import SerializationError
 from taskq_core.states import OUTCOMES
 
@@ -55,8 +56,9 @@ def check_request(request: EnqueueRequest) -> None:
     priority: object = request.priority
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int, got {priority!r}")
-    if not -(2**63) <= priority < 2**63:
-        raise ValueError(f"priority must fit in 64 bits, got {priority}")
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        raise ValueError(f"priority must be between {low} and {high}, got {priority}")
     payload: object = request.payload
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError("the payload must be bytes")

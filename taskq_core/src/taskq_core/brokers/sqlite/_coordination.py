@@ -82,7 +82,8 @@ class SQLiteCoordination(SQLiteStore):
             return True
 
     def acquire_queue_slot(self, queue: str, worker_id: str, limit: int, ttl: float) -> bool:
-        """Take or renew one of ``limit`` slots of ``queue``."""
+        """Take or renew one of ``limit`` slots of ``queue``; refused while
+        more than ``limit`` workers (this one included) would hold one."""
         with self._write() as tx:
             system = tx.db.execute(
                 "SELECT expires FROM taskq_system_locks WHERE queue = ?", (queue,)
@@ -100,7 +101,9 @@ class SQLiteCoordination(SQLiteStore):
                     "SELECT worker_id FROM taskq_queue_slots WHERE queue = ?", (queue,)
                 )
             }
-            if worker_id not in holders and len(holders) >= limit:
+            # a holder renews like it acquires: while the holders, itself
+            # included, are at most ``limit`` (as TaskTiger's semaphore)
+            if len(holders | {worker_id}) > limit:
                 return False
             tx.db.execute(
                 "INSERT INTO taskq_queue_slots (queue, worker_id, expires) VALUES (?, ?, ?) "

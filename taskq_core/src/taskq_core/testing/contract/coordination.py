@@ -63,6 +63,22 @@ class CoordinationContract(ContractBase):
         assert not broker.renew_lock("L", "t1", 10)
         assert broker.acquire_lock("L", "t2", 10)
 
+    def test_lock_taken_again_by_its_holder_gets_the_new_ttl(self, broker: Broker) -> None:
+        """acquire_lock and renew_lock by the holder set the expiry to now +
+        the TTL given, even when that is sooner than before; once it lapsed
+        (taken by nobody) the old holder can neither renew nor release it,
+        only take it again."""
+        assert broker.acquire_lock("L", "t1", 60)
+        assert broker.acquire_lock("L", "t1", TTL)
+        time.sleep(TTL + 0.1)
+        assert broker.acquire_lock("L", "t2", 60)
+        assert broker.renew_lock("L", "t2", TTL)
+        time.sleep(TTL + 0.1)
+        assert not broker.renew_lock("L", "t2", 60)
+        assert not broker.release_lock("L", "t2")
+        assert broker.acquire_lock("L", "t2", 60)
+        assert not broker.acquire_lock("L", "t3", 60)
+
     # -- queue slots -----------------------------------------------------------
     def test_queue_slots_limit_holders(self, broker: Broker) -> None:
         """At most ``limit`` workers hold slots; a holder renews without taking a
@@ -75,6 +91,18 @@ class CoordinationContract(ContractBase):
         broker.release_queue_slot(Q, "w1")
         assert broker.acquire_queue_slot(Q, "w3", 2, 10)
         broker.release_queue_slot(Q, "nobody")
+
+    def test_queue_slot_holder_renews_only_within_the_limit(self, broker: Broker) -> None:
+        """A holder renews like it acquires (as TaskTiger's semaphore does):
+        it is refused while the holders, itself included, outnumber the limit
+        it asks with, and renews again once they do not."""
+        assert broker.acquire_queue_slot(Q, "w1", 2, 10)
+        assert broker.acquire_queue_slot(Q, "w2", 2, 10)
+        assert not broker.acquire_queue_slot(Q, "w1", 1, 10)
+        assert not broker.acquire_queue_slot(Q, "w3", 0, 10)
+        broker.release_queue_slot(Q, "w2")
+        assert broker.acquire_queue_slot(Q, "w1", 1, 10)
+        assert not broker.acquire_queue_slot(Q, "w2", 1, 10)
 
     def test_queue_slots_expire(self, broker: Broker) -> None:
         """A slot not renewed within its TTL is given to another worker."""
@@ -105,6 +133,21 @@ class CoordinationContract(ContractBase):
         time.sleep(TTL + 0.1)
         assert broker.get_queue_system_lock(Q) is None
         assert broker.acquire_queue_slot(Q, "w2", 5, 10)
+
+    def test_queue_system_lock_set_again_replaces_its_expiry(self, broker: Broker) -> None:
+        """Setting a queue's system lock again replaces its expiry, also with
+        a sooner one; a timeout of 0 leaves no lock."""
+        broker.set_queue_system_lock(Q, 60)
+        before = broker.time()
+        broker.set_queue_system_lock(Q, TTL)
+        after = broker.time()
+        assert _between(broker.get_queue_system_lock(Q), before + TTL, after + TTL)
+        time.sleep(TTL + 0.1)
+        assert broker.get_queue_system_lock(Q) is None
+        assert broker.acquire_queue_slot(Q, "w1", 1, 10)
+        broker.set_queue_system_lock(Q, 0)
+        assert broker.get_queue_system_lock(Q) is None
+        assert broker.acquire_queue_slot(Q, "w1", 1, 10)
 
     # -- rate limit ------------------------------------------------------------
     def test_try_rate_limit_once_per_ttl(self, broker: Broker) -> None:
@@ -155,6 +198,17 @@ class CoordinationContract(ContractBase):
         assert isinstance(names, set)
         assert Q not in names
         assert time.monotonic() - started < 1.5
+
+    def test_enqueue_many_announces_every_queue(self, broker: Broker) -> None:
+        """enqueue_many announces each queue it queued a task in (a subqueue
+        by its own name), not only the first."""
+        _drain_activity(broker)
+        broker.enqueue_many([_req("a", Q), _req("b", OTHER)])
+        seen: set[str] = set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not {Q, OTHER} <= seen:
+            seen |= broker.wait_for_activity(0.2)
+        assert {Q, OTHER} <= seen
 
     def test_retry_from_error_is_announced(self, broker: Broker) -> None:
         """Moving a task from error to queued announces its queue."""

@@ -4,13 +4,14 @@ their pending copies, ``max_queue_size``, ``enqueue_many`` and
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
 
 from taskq_core.broker import Broker
 from taskq_core.exceptions import QueueFullException, TaskNotFound
-from taskq_core.states import State
+from taskq_core.states import STATES, State
 from taskq_core.testing.contract._base import (
     FAR,
     OTHER,
@@ -18,7 +19,9 @@ from taskq_core.testing.contract._base import (
     Q,
     _activate,
     _between,
+    _execution,
     _fail,
+    _fail_n_times,
     _ids,
     _payload,
     _req,
@@ -188,6 +191,93 @@ class EnqueueContract(ContractBase):
         assert _states_of(broker, Q, "u") == {State.ERROR, State.SCHEDULED}
         assert broker.executions_count(Q, "u") == 1
 
+    def test_enqueue_large_payload_round_trips(self, broker: Broker) -> None:
+        """A 1 MiB binary payload comes back byte for byte, as ``bytes``, from
+        get_task, list_tasks, pop and after a retry."""
+        payload = bytes(range(256)) * 4096
+        broker.enqueue(_req("big", payload=payload))
+        assert broker.get_task(Q, State.QUEUED, "big").payload == payload
+        assert broker.list_tasks(Q, State.QUEUED)[1][0].payload == payload
+        (popped,) = broker.pop(Q, 1, "w1", FAR)
+        assert type(popped.payload) is bytes
+        assert popped.payload == payload
+        assert broker.finish(Q, "big", "w1", "retry", when=broker.time() + FAR)
+        assert broker.get_task(Q, State.SCHEDULED, "big").payload == payload
+
+    def test_enqueue_unique_while_active_takes_new_fields_keeps_count(self, broker: Broker) -> None:
+        """The pending copy stored beside a running one has the new request's
+        priority, scheduled_at and time_last_queued (there was no pending copy
+        whose place to keep), and the task's failure count goes on; it pops by
+        its new priority once the twin is done."""
+        _fail_n_times(broker, "u", 1)
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["u"]
+        broker.enqueue(_req("low", priority=3))
+        before = broker.time()
+        result = broker.enqueue(_req("u", unique=True, priority=7, payload=b"again"))
+        after = broker.time()
+        assert result.created
+        pending = broker.get_task(Q, State.QUEUED, "u")
+        assert pending.priority == 7
+        assert pending.scheduled_at == result.ts
+        assert _between(pending.time_last_queued, before, after)
+        assert pending.executions_count == 1
+        assert broker.finish(Q, "u", "w1", "error", execution=_execution(2))
+        assert broker.executions_count(Q, "u") == 2
+        assert _ids(broker.pop(Q, 2, "w2", FAR)) == ["u", "low"]
+
+    def test_same_unique_id_in_two_queues_is_two_tasks(self, broker: Broker) -> None:
+        """Decision 1 at the broker: a unique id pending in one queue neither
+        blocks nor shares data with the same id in another queue (a subqueue
+        too); ending or removing one leaves the other whole."""
+        assert broker.enqueue(_req("u", Q, unique=True, payload=b"in q")).created
+        assert broker.enqueue(_req("u", OTHER, unique=True, payload=b"in other")).created
+        _fail_n_times(broker, "u", 1, queue=OTHER)
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["u"]
+        assert broker.finish(Q, "u", "w1", "done")
+        assert _states_of(broker, Q, "u") == set()
+        task = broker.get_task(OTHER, State.QUEUED, "u", load_executions=5)
+        assert task.payload == b"in other"
+        assert task.executions == [_execution(1)]
+        broker.enqueue(_req("u", Q, unique=True, when=broker.time() + FAR))
+        broker.cancel(Q, "u")
+        assert broker.executions_count(OTHER, "u") == 1
+        assert _states_of(broker, OTHER, "u") == {State.QUEUED}
+
+    def test_enqueue_refuses_bad_arguments_without_writing(self, broker: Broker) -> None:
+        """A due time that is not a finite number raises ValueError ("finite"),
+        so does a priority outside -1000..1000 (the range Task allows); a
+        priority that is not an int and a payload that is not bytes raise
+        TypeError; nothing is stored for any of them, nor for the other
+        requests of an enqueue_many that holds one."""
+        for when in (math.inf, -math.inf, math.nan):
+            with pytest.raises(ValueError, match="finite"):
+                broker.enqueue(_req("bad", when=when))
+        for priority in (1.5, "1", True):
+            with pytest.raises(TypeError):
+                broker.enqueue(_req("bad", priority=priority))
+        for priority in (1001, -1001, 2**63):
+            with pytest.raises(ValueError, match="priority"):
+                broker.enqueue(_req("bad", priority=priority))
+        with pytest.raises(TypeError):
+            broker.enqueue(_req("bad", payload="text"))
+        with pytest.raises(ValueError, match="finite"):
+            broker.enqueue_many([_req("good"), _req("bad", when=math.nan)])
+        assert _states_of(broker, Q, "good") == set()
+        assert _states_of(broker, Q, "bad") == set()
+        assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)
+        with pytest.raises(TaskNotFound):
+            broker.executions_count(Q, "bad")
+
+    def test_priorities_at_the_ends_of_the_range(self, broker: Broker) -> None:
+        """The priorities a task may have (-1000 to 1000, as Task allows) are
+        stored as given and pop in order."""
+        for task_id, priority in (("zero", 0), ("min", -1000), ("max", 1000)):
+            broker.enqueue(_req(task_id, priority=priority))
+        assert broker.get_task(Q, State.QUEUED, "min").priority == -1000
+        popped = broker.pop(Q, 3, "w1", FAR)
+        assert _ids(popped) == ["max", "zero", "min"]
+        assert [t.priority for t in popped] == [1000, 0, -1000]
+
     def test_queues_are_separate(self, broker: Broker) -> None:
         """The same id in two queues is two tasks; queue names are exact."""
         broker.enqueue(_req("a", Q, payload=b"q"))
@@ -209,6 +299,13 @@ class EnqueueContract(ContractBase):
         with pytest.raises(TaskNotFound):
             broker.executions_count(Q, "c")
         assert broker.enqueue(_req("c", max_queue_size=3)).created
+
+    def test_max_queue_size_zero_refuses_every_task(self, broker: Broker) -> None:
+        """``max_queue_size=0`` is a limit (not "no limit"): even an empty queue
+        refuses, with "Queue size: 0"."""
+        with pytest.raises(QueueFullException, match=r"^Queue size: 0$"):
+            broker.enqueue(_req("a", max_queue_size=0))
+        assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)
 
     def test_max_queue_size_counts_active_not_error(self, broker: Broker) -> None:
         """The size checked is queued + scheduled + active; error is not counted."""
@@ -273,6 +370,16 @@ class EnqueueContract(ContractBase):
         assert all(r.created and not r.refused for r in results)
         assert results[1].ts == future
         assert broker.get_task(OTHER, State.QUEUED, "c").priority == 2
+
+    def test_enqueue_many_keeps_request_order(self, broker: Broker) -> None:
+        """Tasks enqueued in one enqueue_many (maybe all stamped with the same
+        now) are listed and pop in request order, not in id order; an empty
+        batch does nothing."""
+        names = [f"z{i}" if i % 2 else f"a{i}" for i in range(300)]
+        assert broker.enqueue_many([]) == []
+        broker.enqueue_many([_req(name) for name in names])
+        assert _ids(broker.list_tasks(Q, State.QUEUED)[1]) == names
+        assert _ids(broker.pop(Q, 300, "w1", FAR)) == names
 
     def test_enqueue_many_unique_duplicate_in_batch(self, broker: Broker) -> None:
         """A unique id repeated in one batch is stored once, with the payload

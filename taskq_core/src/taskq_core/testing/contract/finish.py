@@ -4,11 +4,13 @@ unique tasks whose pending twin waits while a copy runs."""
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any, cast
 
 import pytest
 
-from taskq_core.broker import Broker, EnqueueRequest, FinishRequest
+from taskq_core.broker import Broker, EnqueueRequest, Execution, FinishRequest
 from taskq_core.exceptions import TaskNotFound
 from taskq_core.states import OUTCOMES, STATES, State
 from taskq_core.testing.contract._base import (
@@ -24,6 +26,7 @@ from taskq_core.testing.contract._base import (
     _fail,
     _fail_n_times,
     _ids,
+    _make_due,
     _payload,
     _req,
     _states_of,
@@ -195,6 +198,163 @@ class FinishContract(ContractBase):
         assert (finished, popped) == ([True], [])
         assert _states_of(broker, Q, "c") == {State.ACTIVE}
 
+    def test_finish_many_ends_a_run_once(self, broker: Broker) -> None:
+        """The same run given twice to one finish_many is ended by the first
+        request; the second finds it no longer active (False, no change). No
+        request: finish_many does nothing, finish_many_then_pop only pops."""
+        _activate(broker, "a")
+        results = broker.finish_many(
+            Q,
+            "w1",
+            [
+                FinishRequest("a", "retry", when=broker.time() + FAR, execution=_execution(1)),
+                FinishRequest("a", "error", execution=_execution(2)),
+            ],
+        )
+        assert results == [True, False]
+        assert _states_of(broker, Q, "a") == {State.SCHEDULED}
+        assert broker.executions_count(Q, "a") == 1
+        assert broker.finish_many(Q, "w1", []) == []
+        broker.enqueue(_req("b"))
+        finished, popped = broker.finish_many_then_pop(Q, "w1", [], 5, FAR)
+        assert (finished, _ids(popped)) == ([], ["b"])
+
+    def test_finish_many_then_pop_pops_what_the_finishes_queued(self, broker: Broker) -> None:
+        """The pop of finish_many_then_pop sees what its finishes did: the
+        queued twin of a run that ended is popped (not deferred, with its own
+        payload), and a run requeued now is popped behind the tasks queued
+        before it."""
+        _activate(broker, "a")
+        _activate(broker, "u", unique=True)
+        broker.enqueue(_req("u", unique=True, payload=b"next"))
+        broker.enqueue(_req("b"))
+        time.sleep(0.002)
+        finished, popped = broker.finish_many_then_pop(
+            Q, "w1", [FinishRequest("u", "done")], 1, FAR
+        )
+        assert finished == [True]
+        assert _ids(popped) == ["u"]
+        assert popped[0].payload == b"next"
+        finished, popped = broker.finish_many_then_pop(
+            Q, "w1", [FinishRequest("a", "requeue")], 5, FAR
+        )
+        assert finished == [True]
+        assert _ids(popped) == ["b", "a"]
+        assert broker.queue_sizes(Q) == {
+            State.SCHEDULED: 0,
+            State.QUEUED: 0,
+            State.ACTIVE: 3,
+            State.ERROR: 0,
+        }
+
+    def test_finish_refuses_bad_arguments_without_change(self, broker: Broker) -> None:
+        """An unknown outcome, a negative max_stored_executions or a ``when``
+        that is not a finite number raises ValueError (naming what is wrong),
+        from finish (whether the task is active or not), recover_expired and
+        finish_many (before any run of the batch is ended); the run stays
+        active, owned, with no record added."""
+        task = _activate(broker, "a")
+        bad: list[tuple[str, Any, dict[str, Any]]] = [
+            ("outcome", "vanish", {}),
+            ("max_stored_executions", "error", {"max_stored_executions": -1}),
+            ("finite", "retry", {"when": math.inf}),
+            ("finite", "requeue", {"when": math.nan}),
+        ]
+        for message, outcome, options in bad:
+            for task_id in ("a", "unknown"):
+                with pytest.raises(ValueError, match=message):
+                    broker.finish(Q, task_id, "w1", outcome, execution=_execution(1), **options)
+            with pytest.raises(ValueError, match=message):
+                broker.recover_expired(Q, "a", broker.time() + 1, outcome, **options)
+            requests = [FinishRequest("a", "done"), FinishRequest("a", outcome, **options)]
+            with pytest.raises(ValueError, match=message):
+                broker.finish_many(Q, "w1", requests)
+        assert _states_of(broker, Q, "a") == {State.ACTIVE}
+        assert broker.get_task(Q, State.ACTIVE, "a").ts == task.ts
+        assert broker.executions_count(Q, "a") == 0
+        assert broker.finish(Q, "a", "w1", "done")
+
+    def test_finish_retry_without_when_is_due_now(self, broker: Broker) -> None:
+        """retry without ``when`` schedules the task at now: due at once."""
+        _activate(broker, "a")
+        before = broker.time()
+        assert broker.finish(Q, "a", "w1", "retry", execution=_execution(1))
+        after = broker.time()
+        assert _between(broker.get_task(Q, State.SCHEDULED, "a").ts, before, after)
+        assert broker.move_due(Q, 10) == 1
+
+    def test_finish_requeue_past_when_is_queued_now(self, broker: Broker) -> None:
+        """requeue with a ``when`` already past queues the task at now (behind
+        what is queued), not at ``when`` (unlike retry, which keeps it)."""
+        _activate(broker, "a")
+        broker.enqueue(_req("b"))
+        before = broker.time()
+        assert broker.finish(Q, "a", "w1", "requeue", when=before - 60)
+        after = broker.time()
+        assert _between(broker.get_task(Q, State.QUEUED, "a").ts, before, after)
+        assert _ids(broker.pop(Q, 2, "w1", FAR)) == ["b", "a"]
+
+    def test_moves_change_the_score_not_the_stored_times(self, broker: Broker) -> None:
+        """scheduled_at and time_last_queued are written by enqueue (and
+        scheduled_at by update_scheduled_time) only: requeue, retry,
+        move_due, error, retry_from_error and recovery leave them as they were."""
+        broker.enqueue(_req("a"))
+        first = broker.get_task(Q, State.QUEUED, "a")
+        steps: list[tuple[Any, State]] = [
+            ("requeue", State.QUEUED),
+            ("retry", State.SCHEDULED),
+            ("error", State.ERROR),
+            ("recover", State.SCHEDULED),
+        ]
+        for outcome, state in steps:
+            time.sleep(0.002)
+            assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["a"]
+            if outcome == "recover":
+                assert broker.recover_expired(
+                    Q, "a", broker.time() + 1, "retry", when=broker.time() - 1
+                )
+            elif outcome == "retry":
+                assert broker.finish(Q, "a", "w1", "retry", when=broker.time() - 1)
+            else:
+                assert broker.finish(Q, "a", "w1", outcome)
+            task = broker.get_task(Q, state, "a")
+            assert task.scheduled_at == first.scheduled_at, outcome
+            assert task.time_last_queued == first.time_last_queued, outcome
+            assert task.ts != first.ts, outcome
+            if state is State.SCHEDULED:
+                assert broker.move_due(Q, 10) == 1
+            elif state is State.ERROR:
+                broker.retry_from_error(Q, "a")
+            queued = broker.get_task(Q, State.QUEUED, "a")
+            assert queued.scheduled_at == first.scheduled_at, outcome
+            assert queued.time_last_queued == first.time_last_queued, outcome
+
+    def test_caller_times_come_back_exactly(self, broker: Broker) -> None:
+        """Every time a caller gives (due times of enqueue, retry, requeue,
+        recovery and update_scheduled_time) is stored to the last bit, with
+        its microseconds and beyond, and kept when move_due queues the task."""
+        now = broker.time()
+        times = [now + FAR + 0.000001, now + FAR + 0.1234567, now - 3.000003, now + 7.654321]
+        broker.enqueue(_req("a", when=times[0]))
+        assert broker.get_task(Q, State.SCHEDULED, "a").ts == times[0]
+        broker.update_scheduled_time(Q, "a", times[2])
+        assert broker.move_due(Q, 10) == 1
+        assert broker.get_task(Q, State.QUEUED, "a").ts == times[2]
+        assert broker.get_task(Q, State.QUEUED, "a").scheduled_at == times[2]
+        (popped,) = broker.pop(Q, 1, "w1", FAR)
+        assert broker.finish(Q, "a", "w1", "retry", when=times[1])
+        assert broker.get_task(Q, State.SCHEDULED, "a").ts == times[1]
+        broker.update_scheduled_time(Q, "a", times[2])
+        assert broker.move_due(Q, 10) == 1
+        (popped,) = broker.pop(Q, 1, "w1", FAR)
+        assert broker.finish(Q, "a", "w1", "requeue", when=times[3])
+        assert broker.get_task(Q, State.SCHEDULED, "a").ts == times[3]
+        broker.update_scheduled_time(Q, "a", times[2])
+        assert broker.move_due(Q, 10) == 1
+        (popped,) = broker.pop(Q, 1, "w1", FAR)
+        assert broker.recover_expired(Q, "a", popped.ts + 1, "retry", when=times[0])
+        assert broker.get_task(Q, State.SCHEDULED, "a").ts == times[0]
+
     def test_finish_retry_in_the_past_is_due(self, broker: Broker) -> None:
         """A retry time already past leaves the task scheduled but due: move_due
         queues it at once."""
@@ -256,6 +416,47 @@ class FinishContract(ContractBase):
         assert (
             broker.get_task(OTHER, State.QUEUED, "none", load_executions=10).executions == expected
         )
+
+    def test_executions_follow_the_latest_cap(self, broker: Broker) -> None:
+        """Each failure trims to the cap it is given: a lower cap later drops
+        more of the oldest records; a higher one (or none) does not bring back
+        what was dropped."""
+        _fail_n_times(broker, "a", 4, max_stored=3)
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["a"]
+        assert broker.finish(
+            Q, "a", "w1", "requeue", execution=_execution(5), max_stored_executions=1
+        )
+        assert broker.get_task(Q, State.QUEUED, "a", load_executions=10).executions == [
+            _execution(5)
+        ]
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["a"]
+        assert broker.finish(Q, "a", "w1", "error", execution=_execution(6))
+        task = broker.get_task(Q, State.ERROR, "a", load_executions=10)
+        assert task.executions == [_execution(5), _execution(6)]
+        assert task.executions_count == 6
+
+    def test_execution_records_round_trip_every_value(self, broker: Broker) -> None:
+        """An execution record comes back as it was given: keys the contract
+        does not name, unicode, None, booleans, 64-bit integers, floats to the
+        last bit, empty strings and nested lists and maps."""
+        extra: dict[str, Any] = {
+            "custom": {"nested": [1, [2, {"deep": None}]], "empty": {}, "list": []},
+            "unicode": "fehlgeschlagen: ünïcødé ✓ 子",
+            "none": None,
+            "flags": [True, False],
+            "big": 2**63 - 1,
+            "negative": -(2**63),
+            "float": 0.1 + 0.2,
+            "tiny": 5e-324,
+            "blank": "",
+        }
+        record = cast(Execution, {**_execution(1), **extra})
+        _activate(broker, "a")
+        assert broker.finish(Q, "a", "w1", "error", execution=record)
+        (stored,) = broker.get_task(Q, State.ERROR, "a", load_executions=1).executions
+        assert stored == record
+        as_read: dict[str, Any] = dict(stored)
+        assert type(as_read["custom"]["nested"]) is list
 
     def test_load_executions_gives_newest_oldest_first(self, broker: Broker) -> None:
         """load_executions=n returns the newest n records, oldest first; 0 none."""
@@ -336,3 +537,31 @@ class FinishContract(ContractBase):
         assert broker.finish(Q, "u", "w1", "requeue", when=twin_at - 100)
         assert _states_of(broker, Q, "u") == {State.SCHEDULED}
         assert broker.get_task(Q, State.SCHEDULED, "u").ts == twin_at - 100
+
+    def test_earlier_retry_moves_a_queued_twin_ahead(self, broker: Broker) -> None:
+        """A retry due before its queued twin's time moves the twin to that
+        earlier time: it is listed and pops ahead of tasks of its priority
+        queued after that time."""
+        _activate(broker, "u", unique=True)
+        broker.enqueue(_req("other"))
+        time.sleep(0.002)
+        broker.enqueue(_req("u", unique=True))
+        assert _ids(broker.list_tasks(Q, State.QUEUED)[1]) == ["other", "u"]
+        early = broker.time() - 100
+        assert broker.finish(Q, "u", "w1", "retry", when=early)
+        assert broker.get_task(Q, State.QUEUED, "u").ts == early
+        assert _ids(broker.list_tasks(Q, State.QUEUED)[1]) == ["u", "other"]
+        assert _ids(broker.pop(Q, 5, "w1", FAR)) == ["u", "other"]
+
+    def test_requeue_with_a_due_scheduled_twin_keeps_it_scheduled(self, broker: Broker) -> None:
+        """A run requeued now while its twin is scheduled at an earlier, due
+        time is absorbed by the twin, which stays scheduled at its time (it
+        is queued by the next move_due, not by the requeue)."""
+        _activate(broker, "u", unique=True)
+        broker.enqueue(_req("u", unique=True, when=broker.time() + FAR))
+        past = _make_due(broker, "u", ago=50)
+        assert broker.finish(Q, "u", "w1", "requeue")
+        assert _states_of(broker, Q, "u") == {State.SCHEDULED}
+        assert broker.get_task(Q, State.SCHEDULED, "u").ts == past
+        assert broker.move_due(Q, 10) == 1
+        assert broker.get_task(Q, State.QUEUED, "u").ts == past

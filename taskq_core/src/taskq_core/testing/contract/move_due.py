@@ -9,6 +9,7 @@ from taskq_core.broker import Broker
 from taskq_core.states import State
 from taskq_core.testing.contract._base import (
     FAR,
+    OTHER,
     ContractBase,
     Q,
     _announced,
@@ -74,3 +75,16 @@ class MoveDueContract(ContractBase):
         time.sleep(0.1)
         assert broker.move_due(Q, 10) == 1
         assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["soon"]
+
+    def test_move_due_takes_only_its_own_queue(self, broker: Broker) -> None:
+        """move_due moves the due tasks of the queue it is given only: not
+        those of a subqueue or a parent; a limit of 0 moves nothing."""
+        now = broker.time()
+        for queue in (Q, OTHER):
+            broker.enqueue(_req("t", queue, when=now + FAR))
+            _make_due(broker, "t", queue)
+        assert broker.move_due(Q, 0) == 0
+        assert broker.move_due(Q, 10) == 1
+        assert _states_of(broker, Q, "t") == {State.QUEUED}
+        assert _states_of(broker, OTHER, "t") == {State.SCHEDULED}
+        assert broker.move_due(OTHER, 10) == 1

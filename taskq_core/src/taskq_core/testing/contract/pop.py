@@ -1,13 +1,14 @@
-"""Popping: ``pop`` in priority and FIFO order, ownership, unique twins that
-are already running or in ``error``, and concurrent workers."""
+"""Popping: ``pop`` in priority and FIFO order (kept through every move),
+ownership, unique twins that are already running or in ``error``,
+concurrent workers, and calls on many tasks at once."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from taskq_core.broker import Broker
-from taskq_core.states import State
+from taskq_core.broker import Broker, FinishRequest
+from taskq_core.states import STATES, State
 from taskq_core.testing.contract._base import (
     FAR,
     OTHER,
@@ -19,6 +20,7 @@ from taskq_core.testing.contract._base import (
     _fail,
     _fail_n_times,
     _ids,
+    _make_due,
     _payload,
     _req,
     _states_of,
@@ -79,6 +81,76 @@ class PopContract(ContractBase):
             broker.enqueue(_req(task_id, priority=priority))
             time.sleep(0.002)
         assert _ids(broker.pop(Q, 4, "w1", FAR)) == ["b1", "d1", "a0", "c0"]
+
+    def test_pop_keeps_times_and_priority_of_the_task(self, broker: Broker) -> None:
+        """A popped task (and its active copy) still has the scheduled_at and
+        time_last_queued it was enqueued with, and its priority."""
+        when = broker.time() + FAR
+        broker.enqueue(_req("a", when=when, priority=-2))
+        enqueued = broker.get_task(Q, State.SCHEDULED, "a")
+        _make_due(broker, "a")
+        moved = broker.get_task(Q, State.SCHEDULED, "a")
+        assert broker.move_due(Q, 10) == 1
+        (popped,) = broker.pop(Q, 1, "w1", FAR)
+        for task in (popped, broker.get_task(Q, State.ACTIVE, "a")):
+            assert task.scheduled_at == moved.scheduled_at
+            assert task.time_last_queued == enqueued.time_last_queued
+            assert task.priority == -2
+
+    def test_requeued_task_goes_behind_tasks_queued_before(self, broker: Broker) -> None:
+        """FIFO within a priority holds across a requeue and a retry from
+        error: the task is queued at now, behind the tasks of its priority
+        queued before, still ahead of lower priorities."""
+        broker.enqueue(_req("a", priority=1))
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["a"]
+        broker.enqueue(_req("b", priority=1))
+        broker.enqueue(_req("low"))
+        time.sleep(0.002)
+        assert broker.finish(Q, "a", "w1", "requeue")
+        assert _ids(broker.pop(Q, 3, "w1", FAR)) == ["b", "a", "low"]
+        assert broker.finish(Q, "b", "w1", "error", execution=_execution(1))
+        broker.enqueue(_req("c", priority=1))
+        time.sleep(0.002)
+        broker.retry_from_error(Q, "b")
+        assert _ids(broker.pop(Q, 3, "w1", FAR)) == ["c", "b"]
+
+    def test_priority_survives_every_move(self, broker: Broker) -> None:
+        """A task keeps its priority through requeue, retry (and move_due),
+        error and retry_from_error, recovery, and a deferral behind its
+        running twin: each time it is queued again it pops ahead of a task of
+        lower priority queued before it."""
+
+        def move(number: int) -> None:
+            if number == 0:
+                assert broker.finish(Q, "hi", "w1", "requeue")
+            elif number == 1:
+                assert broker.finish(Q, "hi", "w1", "retry", when=broker.time() - 1)
+                assert broker.move_due(Q, 10) == 1
+            elif number == 2:
+                assert broker.finish(Q, "hi", "w1", "error")
+                broker.retry_from_error(Q, "hi")
+            else:
+                assert broker.recover_expired(Q, "hi", broker.time() + 1, "requeue")
+
+        broker.enqueue(_req("hi", priority=5, unique=True))
+        for number in range(4):
+            assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["hi"], number
+            broker.enqueue(_req(f"low{number}"))
+            time.sleep(0.002)
+            move(number)
+            popped = broker.pop(Q, 1, "w1", FAR)
+            assert _ids(popped) == ["hi"], number
+            assert popped[0].priority == 5, number
+            assert broker.finish(Q, "hi", "w1", "requeue")
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["hi"]
+        broker.enqueue(_req("hi", priority=5, unique=True))
+        assert _ids(broker.pop(Q, 1, "w2", FAR)) == ["low0"]  # hi deferred
+        assert broker.finish(Q, "hi", "w1", "done")
+        _make_due(broker, "hi")
+        assert broker.move_due(Q, 10) == 1
+        popped = broker.pop(Q, 1, "w1", FAR)
+        assert _ids(popped) == ["hi"]
+        assert popped[0].priority == 5
 
     def test_pop_ignores_scheduled_and_other_queues(self, broker: Broker) -> None:
         """pop takes only queued tasks of the given queue."""
@@ -192,3 +264,21 @@ class PopContract(ContractBase):
         assert len(seen) == total
         assert set(seen) == {f"t{i}" for i in range(total)}
         assert broker.queue_sizes(Q)[State.ACTIVE] == total
+
+    def test_big_batches_in_one_call(self, broker: Broker) -> None:
+        """Calls on many tasks at once (beyond any batch a broker may split
+        them into) handle every task once, in order: enqueue_many, pop,
+        heartbeat, finish_many, and purge_errors with a limit."""
+        total = 2500
+        names = [f"t{i:05d}" for i in range(total)]
+        broker.enqueue_many([_req(name, payload=b"x") for name in names])
+        popped = broker.pop(Q, 10 * total, "w1", FAR)
+        assert _ids(popped) == names
+        assert broker.heartbeat(Q, names, "w1") == names
+        ended = broker.finish_many(Q, "w1", [FinishRequest(name, "error") for name in names])
+        assert ended == [True] * total
+        assert broker.queue_sizes(Q)[State.ERROR] == total
+        assert broker.purge_errors(Q, None, 1500) == 1500
+        assert broker.queue_sizes(Q)[State.ERROR] == total - 1500
+        assert broker.purge_errors(Q, None, None) == total - 1500
+        assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)

@@ -145,6 +145,16 @@ class RepairContract(ContractBase):
         assert after.executions == before.executions == [_execution(1)]
         assert after.executions_count == 1
 
+    def test_update_scheduled_time_refuses_a_time_not_finite(self, broker: Broker) -> None:
+        """update_scheduled_time to a time that is not a finite number raises
+        ValueError and leaves the due time as it was."""
+        when = broker.time() + FAR
+        broker.enqueue(_req("a", when=when))
+        for bad in (math.inf, math.nan):
+            with pytest.raises(ValueError, match="finite"):
+                broker.update_scheduled_time(Q, "a", bad)
+        assert broker.get_task(Q, State.SCHEDULED, "a").ts == when
+
     def test_update_scheduled_time_other_states_raise(self, broker: Broker) -> None:
         """update_scheduled_time of a task that is not scheduled raises
         TaskNotFound and changes nothing."""
@@ -207,3 +217,53 @@ class RepairContract(ContractBase):
         assert broker.queue_sizes(Q)[State.ERROR] == total
         assert broker.purge_errors(Q, None, None) == total
         assert broker.queue_sizes(Q) == dict.fromkeys(STATES, 0)
+
+    def test_purge_errors_refuses_a_limit_below_one(self, broker: Broker) -> None:
+        """purge_errors with a limit of 0 or less raises ValueError (as
+        TaskTiger asserts) and deletes nothing; a limit above the number of
+        matching tasks deletes them all."""
+        _fail(broker, "a")
+        _fail(broker, "b")
+        for limit in (0, -1):
+            with pytest.raises(ValueError, match="limit"):
+                broker.purge_errors(Q, None, limit)
+        assert broker.queue_sizes(Q)[State.ERROR] == 2
+        assert broker.purge_errors(Q, None, 10) == 2
+        assert broker.purge_errors(Q, None, 10) == 0
+
+    def test_removing_one_copy_keeps_the_data_of_the_others(self, broker: Broker) -> None:
+        """cancel of a scheduled copy beside an error copy, and delete or
+        purge of an error copy beside a running one, keep the data and
+        records the other copy still needs; the running copy ends normally."""
+        _fail(broker, "u", unique=True)
+        broker.enqueue(_req("u", unique=True, when=broker.time() + FAR))
+        broker.cancel(Q, "u")
+        assert _states_of(broker, Q, "u") == {State.ERROR}
+        assert broker.get_task(Q, State.ERROR, "u", load_executions=5).executions == [_execution(1)]
+        broker.enqueue(_req("u", unique=True, payload=b"run"))
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["u"]
+        broker.delete(Q, "u")
+        assert broker.get_task(Q, State.ACTIVE, "u").payload == b"run"
+        assert broker.finish(Q, "u", "w1", "error", execution=_execution(2))
+        broker.enqueue(_req("u", unique=True, payload=b"again"))
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["u"]
+        assert broker.purge_errors(Q, None, None) == 1
+        assert broker.executions_count(Q, "u") == 2
+        assert broker.finish(Q, "u", "w1", "retry", when=broker.time() + FAR)
+        assert _states_of(broker, Q, "u") == {State.SCHEDULED}
+        assert broker.get_task(Q, State.SCHEDULED, "u").payload == b"again"
+
+    def test_retry_from_error_beside_a_running_copy(self, broker: Broker) -> None:
+        """retry_from_error of an error copy while a copy of the task runs
+        queues a pending copy beside it (with the records); popping it while
+        the twin runs defers it."""
+        _fail(broker, "u", unique=True)
+        broker.enqueue(_req("u", unique=True))
+        assert _ids(broker.pop(Q, 1, "w1", FAR)) == ["u"]
+        broker.retry_from_error(Q, "u")
+        assert _states_of(broker, Q, "u") == {State.ACTIVE, State.QUEUED}
+        assert broker.get_task(Q, State.QUEUED, "u", load_executions=5).executions == [
+            _execution(1)
+        ]
+        assert broker.pop(Q, 1, "w2", FAR) == []
+        assert _states_of(broker, Q, "u") == {State.ACTIVE, State.SCHEDULED}
