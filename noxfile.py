@@ -6,7 +6,7 @@ declaration cannot hide). ``nox -s tests`` runs the whole suite in one
 environment; ``nox -s demo`` runs a worker on the example tasks with taskq-core
 alone (the default SQLite broker, no server), ``nox -s demo_redis`` the same on
 a private Redis; ``nox -s bench`` measures the worker beside TaskTiger,
-Dramatiq, Huey and SAQ.
+Dramatiq, Huey and SAQ, and on each broker beside Procrastinate.
 """
 
 from __future__ import annotations
@@ -151,12 +151,15 @@ BENCH_PEERS = {
     "huey": ["huey==3.5.4", "redis==8.2.0"],
     # saq 0.26.4 imports typing_extensions without declaring it
     "saq": ["saq[redis]==0.26.4", "typing_extensions==4.16.0"],
+    # PostgreSQL, beside taskq-postgres in the brokers part (psycopg with its own libpq)
+    "procrastinate": ["procrastinate==3.10.0", "psycopg[binary]==3.3.9"],
 }
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Measure taskq's worker beside TaskTiger, Dramatiq, Huey and SAQ (bench/README.md).
+    """Measure taskq's worker beside TaskTiger, Dramatiq, Huey and SAQ, and taskq
+    on Redis, SQLite and PostgreSQL beside Procrastinate (bench/README.md).
 
     With TASKQ_BENCH_BASELINE=<git revision>, that build of taskq is measured in
     the same run too (as taskq@base), so a change can be compared with main."""
@@ -166,6 +169,9 @@ def bench(session: nox.Session) -> None:
     peers: list[str] = []
     for name, packages in BENCH_PEERS.items():
         peers += [f"--{name}-python", _peer_python(session, name, packages)]
+    if os.path.isdir("taskq_postgres"):  # its rows say "not available" in builds without it
+        postgres = ["-e", "taskq_core", "-e", "taskq_postgres[binary]"]
+        peers += ["--taskq-postgres-python", _peer_python(session, "taskq-postgres", postgres)]
     extra: list[str] = []
     baseline = os.environ.get("TASKQ_BENCH_BASELINE")
     if baseline:  # a git revision of taskq, measured in the same run as taskq@base

@@ -1,15 +1,21 @@
 """One side of the benchmark, run in that system's own environment.
 
 ``python agent.py SYSTEM ACTION URL [options]`` with SYSTEM one of
-:data:`SYSTEMS` (``taskq``, ``tasktiger``, ``dramatiq``, ``huey``, ``saq``)
-and ACTION:
+:data:`SYSTEMS` (``taskq``, ``tasktiger``, ``dramatiq``, ``huey``, ``saq``,
+``procrastinate``) and ACTION:
 
-- ``versions``: the versions of the system and of redis-py;
+- ``versions``: the versions of the system and of its client library
+  (redis-py, or psycopg for Procrastinate and taskq's PostgreSQL broker);
 - ``probe --modes fork:1,threads:50,...`` (taskq): which executor and
   concurrency this build of taskq accepts, found by running a worker with
-  each on an empty queue;
-- ``enqueue --tasks N``: N tasks, one call each (the seconds it took);
-- ``enqueue_bulk --tasks N`` (taskq): ``delay_many``, 500 per call;
+  each on an empty queue (of the broker of URL: ``redis://``, ``sqlite://``,
+  ``postgresql://``);
+- ``prepare`` (taskq, Procrastinate): create the schema in the database of
+  URL (taskq: its first use does; Procrastinate: ``apply_schema()``);
+- ``enqueue --tasks N``: N tasks, one call each (the seconds it took; with
+  ``--warm``, the connection is made before the clock starts);
+- ``enqueue_bulk --tasks N`` (taskq, Procrastinate): ``delay_many`` /
+  ``batch_defer``, 500 per call;
 - ``work --mode M --concurrency C``: one worker, in this process, on the
   ``bench`` queue; with ``--burst`` (taskq, TaskTiger) until the queue is
   empty, otherwise until SIGTERM (the harness sends it once every task is
@@ -49,6 +55,7 @@ DISTRIBUTIONS = {
     "dramatiq": "dramatiq",
     "huey": "huey",
     "saq": "saq",
+    "procrastinate": "procrastinate",
 }
 SYSTEMS = tuple(DISTRIBUTIONS)
 
@@ -180,7 +187,9 @@ class Taskq:
     def __init__(self, url: str, args: argparse.Namespace) -> None:
         from taskq_core import TaskQ
 
-        self.counter = count_round_trips() if args.action == "work" else None
+        # round trips are counted for the Redis broker (redis-py's sends) only
+        counting = args.action == "work" and url.startswith(("redis://", "rediss://"))
+        self.counter = count_round_trips() if counting else None
         config = {"STATS_INTERVAL": 0, "BATCH_QUEUES": {QUEUE: args.batch}}
         self.tq = TaskQ(url, config=config, setup_structlog=True)
         self.args = args
@@ -193,6 +202,12 @@ class Taskq:
     def sender(self) -> Callable[[], Any]:
         func, tq = self._task(), self.tq
         return lambda: tq.delay(func, args=[time.time()], queue=QUEUE)
+
+    def prepare(self) -> None:
+        """The broker's first use: connections made, a schema created."""
+        self.tq.get_queue_sizes(QUEUE)
+
+    warm = prepare
 
     def enqueue(self, n: int) -> None:
         send = self.sender()
@@ -217,8 +232,7 @@ class Taskq:
 
     def work(self) -> dict[str, Any]:
         self._run(self.args.mode, self.args.concurrency, QUEUE, self.args.burst)
-        assert self.counter is not None
-        return {"round_trips": self.counter.total()}
+        return {"round_trips": self.counter.total()} if self.counter else {}
 
     def probe(self, modes: list[tuple[str, int]]) -> dict[str, str | None]:
         """``executor:concurrency`` -> None if this build runs it, else why not."""
@@ -377,6 +391,60 @@ class Saq:
         return {}
 
 
+class Procrastinate:
+    """Procrastinate's worker (``App.run_worker``) in this process, on PostgreSQL:
+    ``concurrency`` jobs at once on its event loop (a plain function runs in a
+    thread of its pool; a coroutine on the loop), woken by ``LISTEN/NOTIFY``
+    (what ``procrastinate worker -q bench --concurrency N`` runs). Jobs are
+    deferred with the synchronous API of the same connector."""
+
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        from procrastinate import App, PsycopgConnector
+
+        self.app = App(connector=PsycopgConnector(conninfo=url))
+        func = _async_task(args.workload) if args.mode == "asyncio" else _sync_task(args.workload)
+        self.task = self.app.task(name=f"bench_{args.workload}", queue=QUEUE)(func)
+        self.args = args
+        self.opened = False
+
+    def _open(self) -> None:
+        if not self.opened:
+            self.app.open()
+            self.opened = True
+
+    def prepare(self) -> None:
+        self._open()
+        self.app.schema_manager.apply_schema()
+
+    def sender(self) -> Callable[[], Any]:
+        self._open()
+        task = self.task
+        return lambda: task.defer(t=time.time())
+
+    def warm(self) -> None:
+        self._open()
+        self.app.check_connection()
+
+    def enqueue(self, n: int) -> None:
+        send = self.sender()
+        for _ in range(n):
+            send()
+
+    def enqueue_bulk(self, n: int) -> None:
+        self._open()
+        for start in range(0, n, 500):
+            now = time.time()
+            self.task.batch_defer(*({"t": now} for _ in range(min(500, n - start))))
+
+    def work(self) -> dict[str, Any]:
+        # wait=False: it stops once the queue is empty (burst); otherwise its
+        # own SIGTERM handler stops it
+        self.app.run_worker(
+            queues=[QUEUE], concurrency=self.args.concurrency, wait=not self.args.burst
+        )
+        return {}
+
+
 def latency(send: Callable[[], Any], record: str, n: int, gap: float) -> None:
     """Enqueue ``n`` tasks one at a time, each once the one before is recorded
     and ``gap`` seconds more have passed (so the worker is idle again)."""
@@ -413,6 +481,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=("noop", "sleep"), default="noop")
     parser.add_argument("--tasks", type=int, default=0)
     parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--warm", action="store_true", help="connect before the clock starts")
     parser.add_argument("--record", help="latency: the file the worker records tasks in")
     parser.add_argument("--gap", type=float, default=0.005)
     parser.add_argument("--modes", default="", help="probe: executor:concurrency,...")
@@ -421,16 +490,23 @@ def main() -> None:
     if args.action == "versions":
         from importlib.metadata import version
 
-        # /proc, not getrusage: a child's ru_maxrss starts at its parent's
-        before = _own_rss_kib("VmRSS")
-        import redis  # noqa: F401  (what the Redis client alone costs this process)
+        distribution = DISTRIBUTIONS[args.system]
+        if args.system == "taskq" and not args.url.startswith(("redis://", "rediss://")):
+            # taskq-core holds the SQLite broker, taskq-postgres the PostgreSQL one
+            distribution = "taskq-core" if args.url.startswith("sqlite:") else "taskq-postgres"
+        out = {"version": version(distribution)}
+        if args.url.startswith(("postgresql://", "postgres://")):
+            out["psycopg"] = version("psycopg")
+        elif not args.url.startswith("sqlite:"):
+            # /proc, not getrusage: a child's ru_maxrss starts at its parent's
+            before = _own_rss_kib("VmRSS")
+            import redis  # noqa: F401  (what the Redis client alone costs this process)
 
-        out = {
-            "version": version(DISTRIBUTIONS[args.system]),
-            "redis_py": version("redis"),
-            "redis_py_rss_mib": round(_own_rss_kib("VmHWM") / 1024, 1),
-            "redis_py_import_mib": round((_own_rss_kib("VmRSS") - before) / 1024, 1),
-        }
+            out.update(
+                redis_py=version("redis"),
+                redis_py_rss_mib=round(_own_rss_kib("VmHWM") / 1024, 1),
+                redis_py_import_mib=round((_own_rss_kib("VmRSS") - before) / 1024, 1),
+            )
         print("BENCH " + json.dumps(out), flush=True)
         return
     system: Any = {
@@ -439,9 +515,14 @@ def main() -> None:
         "dramatiq": Dramatiq,
         "huey": Huey,
         "saq": Saq,
+        "procrastinate": Procrastinate,
     }[args.system](args.url, args)
+    if args.warm:
+        system.warm()
     started = time.perf_counter()
-    if args.action == "enqueue":
+    if args.action == "prepare":
+        system.prepare()
+    elif args.action == "enqueue":
         system.enqueue(args.tasks)
     elif args.action == "enqueue_bulk":
         system.enqueue_bulk(args.tasks)

@@ -1,4 +1,4 @@
-"""Benchmark taskq beside TaskTiger, Dramatiq, Huey and SAQ: one run, one private Redis.
+"""Benchmark taskq beside TaskTiger, Dramatiq, Huey and SAQ on Redis, and on each broker.
 
 Every system runs one worker process, in an environment of its own (its
 Python is given with ``--tasktiger-python``, ``--dramatiq-python``...), on the
@@ -31,8 +31,13 @@ accept are found by a probe and shown as not available in this build. The
 TaskTiger comparison of earlier runs stays (sync and fork, batch 1 and
 ``BATCH_QUEUES`` 50, pool against TaskTiger's fork, Redis memory per queued
 task, bulk enqueue), and ``--baseline-python`` measures another build of
-taskq in the same run as ``taskq@base``. Results are printed as Markdown
-tables and written to ``bench/results/latest.json``.
+taskq in the same run as ``taskq@base``.
+
+Then the brokers part (:mod:`brokers`; ``--brokers-only``, ``--no-brokers``):
+taskq on Redis, SQLite and PostgreSQL, and Procrastinate beside taskq's
+PostgreSQL broker on a private PostgreSQL server the run starts (enqueue
+rates, drain rates at ``-c 1`` and ``-c 8``, idle latency). Results are
+printed as Markdown tables and written to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -41,13 +46,11 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_tasks import RECORD, SLEEP_SECONDS  # noqa: E402
+from brokers import print_brokers, run_brokers  # noqa: E402
+from harness import Agent, Mode, Sampler, parse_result, read_records, stop  # noqa: E402
 
 from redis_server import start_redis_server  # noqa: E402
 
@@ -82,155 +87,6 @@ def command_count(client: redis.Redis) -> int:
 
 def reads_processed(client: redis.Redis) -> int:
     return int(client.info("stats")["total_reads_processed"])
-
-
-@dataclass(frozen=True)
-class Mode:
-    label: str  # the name in the results: taskq, taskq@base, tasktiger, dramatiq...
-    executor: str  # taskq's or TaskTiger's executor; "threads"/"asyncio" for the others
-    concurrency: int
-    batch: int = 1
-
-    @property
-    def name(self) -> str:
-        name = f"{self.label} {self.executor} -c {self.concurrency}"
-        return f"{name}, batch {self.batch}" if self.batch > 1 else name
-
-    @property
-    def is_taskq(self) -> bool:
-        return self.label.startswith("taskq")
-
-    @property
-    def burst(self) -> bool:
-        """Whether the worker stops by itself once the queue is empty."""
-        return self.is_taskq or self.label == "tasktiger"
-
-    @property
-    def probe_key(self) -> str:
-        return f"{self.executor}:{self.concurrency}"
-
-
-class Agent:
-    """``agent.py`` for one system, run with that system's Python."""
-
-    def __init__(self, system: str, python: str, url: str, label: str | None = None) -> None:
-        self.system, self.python, self.url = system, python, url
-        #: the name in the results (``taskq@base`` for a baseline build of taskq)
-        self.label = label or system
-
-    def command(self, action: str, mode: Mode | None, workload: str, **opts: Any) -> list[str]:
-        args = [self.python, str(HERE / "agent.py"), self.system, action, self.url]
-        args += ["--workload", workload]
-        if mode is not None:
-            args += ["--mode", mode.executor, "--concurrency", str(mode.concurrency)]
-            args += ["--batch", str(mode.batch)]
-        for key, value in opts.items():
-            if value is True:
-                args.append(f"--{key}")
-            elif value is not None and value is not False:
-                args += [f"--{key}", str(value)]
-        return args
-
-    def env(self, record: Path | None = None) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(HERE)}
-        env.pop("BENCH_RECORD", None)
-        if record is not None:
-            env["BENCH_RECORD"] = str(record)
-        return env
-
-    def __call__(
-        self,
-        action: str,
-        mode: Mode | None = None,
-        workload: str = "noop",
-        timeout: float = 300,
-        **opts: Any,
-    ) -> dict[str, Any]:
-        out = subprocess.run(
-            self.command(action, mode, workload, **opts),
-            env=self.env(),
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return parse_result(out.stdout)
-
-    def spawn(
-        self, mode: Mode, workload: str, record: Path, log: Path, burst: bool
-    ) -> subprocess.Popen[bytes]:
-        with log.open("wb") as out:
-            return subprocess.Popen(
-                self.command("work", mode, workload, burst=burst),
-                env=self.env(record),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-
-def parse_result(stdout: str) -> dict[str, Any]:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith("BENCH "):
-            result: dict[str, Any] = json.loads(line[len("BENCH ") :])
-            return result
-    raise RuntimeError(f"no result in the output: {stdout[-2000:]}")
-
-
-# -- the worker process: RSS and stopping it --------------------------------------
-
-
-def _status_kib(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as children:
-                found += [int(c) for c in children.read().split()]
-    except OSError:
-        pass
-    return found
-
-
-class Sampler:
-    """Peak RSS of a worker process (``VmHWM``) and of its children together."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kib, self.children_kib = pid, 0, 0
-
-    def sample(self) -> None:
-        self.peak_kib = max(self.peak_kib, _status_kib(self.pid, "VmHWM"))
-        children = sum(_status_kib(c, "VmRSS") for c in _children(self.pid))
-        self.children_kib = max(self.children_kib, children)
-
-
-def read_records(path: Path) -> list[tuple[float, float, float]]:
-    data = path.read_bytes()
-    usable = len(data) - len(data) % RECORD.size
-    return [RECORD.unpack_from(data, at) for at in range(0, usable, RECORD.size)]
-
-
-def stop(proc: subprocess.Popen[bytes], sampler: Sampler, graceful: float = 15) -> None:
-    """SIGTERM, then SIGKILL if it is still there after ``graceful`` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + graceful
-    while proc.poll() is None and time.monotonic() < deadline:
-        sampler.sample()
-        time.sleep(0.02)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 # -- measurements ----------------------------------------------------------------
@@ -436,9 +292,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasktiger-python", required=True)
-    for peer in PEERS[1:]:
+    for peer in PEERS:
         parser.add_argument(f"--{peer}-python", help=f"a Python with {peer} installed")
+    parser.add_argument(
+        "--procrastinate-python", help="a Python with Procrastinate installed (brokers part)"
+    )
+    parser.add_argument(
+        "--taskq-postgres-python",
+        help="a Python with taskq-postgres installed (brokers part; default: this one)",
+    )
     parser.add_argument(
         "--baseline-python",
         help="a Python with another build of taskq installed (e.g. an earlier commit): "
@@ -467,88 +329,132 @@ def main() -> None:
         default=DEFAULT_CONCURRENCY,
         help=f"N per taskq executor ({DEFAULT_CONCURRENCY})",
     )
-    parser.add_argument("--systems", default="", help="only these (comma-separated labels)")
+    parser.add_argument(
+        "--systems",
+        default="",
+        help="only these (comma-separated labels: tasktiger, huey...; and for the brokers "
+        "part taskq-redis, taskq-sqlite, taskq-postgres, procrastinate, else all four)",
+    )
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument(
+        "--broker-tasks", type=int, default=1000, help="no-op tasks per run, brokers part"
+    )
+    parser.add_argument(
+        "--broker-repeat", type=int, default=2, help="rounds of the brokers part (median)"
+    )
+    parser.add_argument(
+        "--broker-latency-samples", type=int, default=200, help="latency samples, brokers part"
+    )
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument(
+        "--brokers-only", action="store_true", help="only the brokers part (brokers.py)"
+    )
+    parts.add_argument("--no-brokers", action="store_true", help="without the brokers part")
     args = parser.parse_args()
+    if not args.brokers_only and not args.tasktiger_python:
+        parser.error("--tasktiger-python is needed (or --brokers-only)")
     began, load_before = time.monotonic(), os.getloadavg()
-    concurrency = parse_concurrency(args.concurrency)
-    only = set(filter(None, args.systems.split(",")))
+    pythons = {
+        "taskq-redis": sys.executable,
+        "taskq-sqlite": sys.executable,
+        "taskq-postgres": args.taskq_postgres_python or sys.executable,
+        "procrastinate": args.procrastinate_python,
+    }
+    report: dict[str, Any] = {}
     with (
         start_redis_server() as server,
         tempfile.TemporaryDirectory(prefix="taskq-bench-") as tmp,
     ):
         client = redis.Redis.from_url(server.url)
-        agents = {"taskq": Agent("taskq", sys.executable, server.url)}
-        if args.baseline_python:
-            agents["taskq@base"] = Agent("taskq", args.baseline_python, server.url, "taskq@base")
-        for peer in PEERS:
-            python = getattr(args, f"{peer}_python")
-            if python:
-                agents[peer] = Agent(peer, python, server.url)
-        if only:
-            agents = {k: v for k, v in agents.items() if k in only or k == "taskq"}
-        versions = {label: agent("versions") for label, agent in agents.items()}
-        for result in versions.values():
-            result.pop("seconds", None)
-        modes = matrix(agents, concurrency)
-        unavailable = probe(agents, modes, args.timeout)
-        client.flushall()
-        runnable = [m for m in modes if m.name not in unavailable]
-        batch_modes = []
-        if "tasktiger" in agents:
-            batch_modes = [
-                Mode(label, e, 1, args.batch)
-                for label in agents
-                if label.startswith("taskq") or label == "tasktiger"
-                for e in ("sync", "fork")
-            ]
-        bench = Bench(client, agents, args, tmp)
-        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for workload, rounds, mode_list in (
-            ("noop", args.repeat, runnable + batch_modes),
-            ("sleep", args.sleep_repeat, runnable),
-        ):
-            for round_no in range(rounds):  # interleaved: each round runs every mode once
-                for mode in mode_list:
-                    done = runs.setdefault((mode.name, workload), [])
-                    if any(r["status"] != "ok" for r in done):
-                        continue  # failed once: not again, so the run stays bounded
-                    row = bench.throughput(mode, workload)
-                    done.append(row)
-                    print(
-                        f"[{time.monotonic() - began:6.0f} s] {workload} round {round_no + 1}: "
-                        f"{mode.name}: {row.get('per_s', row['status'])}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-        latency: dict[str, dict[str, Any]] = {}
-        if not args.no_latency:
-            for mode in runnable:
-                if runs[(mode.name, "noop")][-1]["status"] != "ok":
-                    continue
-                latency[mode.name] = bench.latency(mode)
-                print(f"latency {mode.name}: {latency[mode.name]}", file=sys.stderr, flush=True)
-        memory = {label: bench.memory_per_task(agent) for label, agent in agents.items()}
-        bulk_row = bench.bulk()
-        server_version = client.info("server")["redis_version"]
-    rows = {key: median_row(r) for key, r in runs.items()}
-    report = build_report(modes, batch_modes, rows, unavailable, latency, args)
+        if not args.brokers_only:
+            report.update(run_peers(args, server.url, client, tmp, began))
+        if not args.no_brokers:
+            report["brokers"] = run_brokers(args, client, server.url, Path(tmp), pythons, began)
+        report["redis_version"] = client.info("server")["redis_version"]
     report.update(
-        memory_per_task=memory,
-        bulk=bulk_row,
-        redis_version=server_version,
         python=platform.python_version(),
-        versions=versions,
         cpus=os.cpu_count(),
         load_average_before=load_before,
         load_average_after=os.getloadavg(),
         seconds=round(time.monotonic() - began),
         options={k: v for k, v in vars(args).items() if not k.endswith("_python")},
     )
-    print_report(report, memory, bulk_row)
+    if not args.brokers_only:
+        print_report(report, report["memory_per_task"], report["bulk"])
+    if "brokers" in report:
+        print_brokers(report["brokers"])
+    before, after = (
+        ", ".join(f"{x:.2f}" for x in report[key])
+        for key in ("load_average_before", "load_average_after")
+    )
+    print(f"\n{report['seconds']} s in all; load average before: {before}, after: {after}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def run_peers(
+    args: argparse.Namespace, url: str, client: redis.Redis, tmp: str, began: float
+) -> dict[str, Any]:
+    """taskq's executors beside the peers on Redis: the report's main tables."""
+    concurrency = parse_concurrency(args.concurrency)
+    only = set(filter(None, args.systems.split(",")))
+    agents = {"taskq": Agent("taskq", sys.executable, url)}
+    if args.baseline_python:
+        agents["taskq@base"] = Agent("taskq", args.baseline_python, url, "taskq@base")
+    for peer in PEERS:
+        python = getattr(args, f"{peer}_python")
+        if python:
+            agents[peer] = Agent(peer, python, url)
+    if only:
+        agents = {k: v for k, v in agents.items() if k in only or k == "taskq"}
+    versions = {label: agent("versions") for label, agent in agents.items()}
+    for result in versions.values():
+        result.pop("seconds", None)
+    modes = matrix(agents, concurrency)
+    unavailable = probe(agents, modes, args.timeout)
+    client.flushall()
+    runnable = [m for m in modes if m.name not in unavailable]
+    batch_modes = []
+    if "tasktiger" in agents:
+        batch_modes = [
+            Mode(label, e, 1, args.batch)
+            for label in agents
+            if label.startswith("taskq") or label == "tasktiger"
+            for e in ("sync", "fork")
+        ]
+    bench = Bench(client, agents, args, tmp)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for workload, rounds, mode_list in (
+        ("noop", args.repeat, runnable + batch_modes),
+        ("sleep", args.sleep_repeat, runnable),
+    ):
+        for round_no in range(rounds):  # interleaved: each round runs every mode once
+            for mode in mode_list:
+                done = runs.setdefault((mode.name, workload), [])
+                if any(r["status"] != "ok" for r in done):
+                    continue  # failed once: not again, so the run stays bounded
+                row = bench.throughput(mode, workload)
+                done.append(row)
+                print(
+                    f"[{time.monotonic() - began:6.0f} s] {workload} round {round_no + 1}: "
+                    f"{mode.name}: {row.get('per_s', row['status'])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    latency: dict[str, dict[str, Any]] = {}
+    if not args.no_latency:
+        for mode in runnable:
+            if runs[(mode.name, "noop")][-1]["status"] != "ok":
+                continue
+            latency[mode.name] = bench.latency(mode)
+            print(f"latency {mode.name}: {latency[mode.name]}", file=sys.stderr, flush=True)
+    memory = {label: bench.memory_per_task(agent) for label, agent in agents.items()}
+    bulk_row = bench.bulk()
+    rows = {key: median_row(r) for key, r in runs.items()}
+    report = build_report(modes, batch_modes, rows, unavailable, latency, args)
+    report.update(memory_per_task=memory, bulk=bulk_row, versions=versions)
+    return report
 
 
 def build_report(
@@ -815,11 +721,6 @@ def print_report(
     print("Targets of the concurrency issue, as measured:")
     for line in report["targets"]:
         print(f"- {line}")
-    before, after = (
-        ", ".join(f"{x:.2f}" for x in report[key])
-        for key in ("load_average_before", "load_average_after")
-    )
-    print(f"\n{report['seconds']} s in all; load average before: {before}, after: {after}")
 
 
 if __name__ == "__main__":
