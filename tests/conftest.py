@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-
 from redis_server import find_redis_server, launch_redis_server
+
+# the scenarios shared by several test modules assert too: show what failed
+pytest.register_assert_rewrite("broker_scenarios", "worker_procs", "worker_scenarios")
 
 if TYPE_CHECKING:
     import redis
