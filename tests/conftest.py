@@ -1,5 +1,5 @@
-"""Root fixtures: the private Redis server the suite starts, and a default
-SQLite file of the session's own.
+"""Root fixtures: the private Redis and PostgreSQL servers the suite starts,
+and a default SQLite file of the session's own.
 
 Before any test, ``TASKQ_SQLITE_PATH`` is set to a file in a temporary
 directory of this session (removed at the end), so a default broker in a
@@ -7,9 +7,13 @@ test, or in any process a test starts, never touches the user's own default
 file (``~/.local/share/taskq/taskq.db``).
 
 ``redis_url`` (session) starts a private ``redis-server`` on a free loopback
-port, or uses ``TASKQ_TEST_REDIS_URL`` when it is set. Without a server the
-tests that need one are skipped locally and fail in CI (``CI`` set).
-Nothing here imports ``redis`` or ``taskq_redis`` until a fixture needs it.
+port, or uses ``TASKQ_TEST_REDIS_URL`` when it is set. ``postgres_url``
+(session) is a database of a private PostgreSQL server that
+pytest-postgresql's process fixture starts on a free loopback port (never
+5432) with the ``pg_ctl`` that ``postgres_server`` finds. Without a server
+the tests that need one are skipped locally and fail in CI (``CI`` set).
+Nothing here imports ``redis``, ``psycopg`` or a taskq plugin until a
+fixture needs it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from postgres_server import pg_ctl_for_fixture
 from redis_server import find_redis_server, launch_redis_server
+
+try:
+    from pytest_postgresql import factories as postgresql_factories
+except ImportError:  # a session without the PostgreSQL tests
+    postgresql_factories = None
 
 # the scenarios shared by several test modules assert too: show what failed
 pytest.register_assert_rewrite("broker_scenarios", "worker_procs", "worker_scenarios")
@@ -103,3 +114,44 @@ def redis_broker(redis_url: str, redis_client: Any) -> Iterator[RedisBroker]:
         yield broker
     finally:
         broker.close()
+
+
+#: the database the PostgreSQL tests use on the private server
+POSTGRES_DB = "taskq_tests"
+#: the executable pytest-postgresql runs (None: no server binaries found)
+PG_CTL = pg_ctl_for_fixture() if postgresql_factories is not None else None
+
+if postgresql_factories is not None and PG_CTL is not None:
+    #: the private server (session): a free port, a temporary directory, and
+    #: durability off (a test server loses nothing it needs on a crash)
+    postgresql_server = postgresql_factories.postgresql_proc(
+        executable=PG_CTL,
+        host="127.0.0.1",
+        port=None,
+        dbname=POSTGRES_DB,
+        postgres_options=(
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """URL of a database of a PostgreSQL server private to this test session."""
+    if postgresql_factories is None:
+        _no_server("pytest-postgresql is not installed")
+    if PG_CTL is None:
+        _no_server(
+            "no PostgreSQL server binaries found (pg_config --bindir, pg_ctl on PATH, "
+            "or the pgserver wheel)"
+        )
+    server = request.getfixturevalue("postgresql_server")
+    assert int(server.port) != 5432, "the tests never use a server on the default port"
+    import psycopg
+
+    base = f"postgresql://{server.user}@{server.host}:{server.port}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,))
+        if exists.fetchone() is None:
+            conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
+    return f"{base}/{POSTGRES_DB}"

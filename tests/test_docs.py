@@ -7,7 +7,8 @@ directory, with ``docs/`` on ``sys.path`` and plugins loaded afresh. A page
 whose python blocks read ``TASKQ_URL`` gets it pointing at the test Redis
 server; the others run without it, so a ``TaskQ()`` there is on the default
 broker (the session's own SQLite file: ``tests/conftest.py`` sets
-``TASKQ_SQLITE_PATH``).
+``TASKQ_SQLITE_PATH``). A page whose python blocks read ``DATABASE_URL`` gets
+it pointing at an emptied database of the test PostgreSQL server.
 
 Only fences opened with exactly ```python run; use ```text, ```console or
 ```pycon for anything that must not run.
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from postgres_server import reset_database
 from taskq_core.app import PERIODIC_TASKS
 from taskq_core.plugins import reset_plugin_manager
 
@@ -62,13 +64,19 @@ def test_fence_parser_finds_blocks_and_lines() -> None:
 def page_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[None]:
-    """A clean directory, docs on sys.path, fresh plugins; Redis when the page needs it."""
+    """A clean directory, docs on sys.path, fresh plugins; Redis and PostgreSQL
+    when the page needs them."""
     page: Path = request.node.callspec.params["page"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(DOCS))
     monkeypatch.delenv("TASKQ_URL", raising=False)
-    if any("TASKQ_URL" in block.code for block in python_blocks(page.read_text())):
+    code = "\n".join(block.code for block in python_blocks(page.read_text()))
+    if "TASKQ_URL" in code:
         monkeypatch.setenv("TASKQ_URL", request.getfixturevalue("redis_url"))
+    if "DATABASE_URL" in code:
+        url = request.getfixturevalue("postgres_url")
+        reset_database(url)
+        monkeypatch.setenv("DATABASE_URL", url)
     reset_plugin_manager()
     periodic = dict(PERIODIC_TASKS)
     yield

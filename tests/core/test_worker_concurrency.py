@@ -72,6 +72,26 @@ def test_a_stuck_thread_fails_its_task_and_the_others_go_on(app: TaskQ) -> None:
     assert {tid for _, tid, _ in ct.seen} >= {t.id for t in quick}
 
 
+def test_tasks_that_end_at_their_deadline_never_cost_a_slot(app: TaskQ) -> None:
+    """Tasks that end just as their hard timeout passes race the interrupt
+    with their own end; each ends done or failed with JobTimeoutException,
+    the interrupt never reaches a slot's next task nor ends its thread, and
+    the worker (two slots) runs every task."""
+    app.configure(
+        config={"STATS_INTERVAL": 0, "ACTIVE_TASK_UPDATE_TIMEOUT": 0.5, "SELECT_TIMEOUT": 0.1}
+    )
+    ct.reset(1)
+    racing = [app.delay(ct.spin_for, args=[0.03], hard_timeout=0.03) for _ in range(60)]
+    after = [app.delay(ct.record_value, args=[i]) for i in range(4)]
+    app.run_worker(executor="threads", concurrency=2, burst=True)
+    sizes = app.get_queue_sizes("default")
+    assert (sizes["queued"], sizes["active"]) == (0, 0)
+    names = _error_names(app)
+    assert set(names) <= {"taskq_core.exceptions:JobTimeoutException"}
+    assert len(names) <= len(racing)
+    assert {tid for _, tid, _ in ct.seen} == {t.id for t in after}  # each ran, none failed
+
+
 def test_one_slot_goes_on_after_its_task_is_interrupted(app: TaskQ) -> None:
     """With one slot, a task past its hard timeout fails and its thread,
     interrupted, returns: the slot is free again and the worker runs the

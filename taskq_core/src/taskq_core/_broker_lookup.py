@@ -47,6 +47,8 @@ KNOWN_BROKER_DISTRIBUTIONS: Mapping[str, str] = {
     "unix": "taskq-redis",
     "memory": "taskq-core",
     "sqlite": "taskq-core",
+    "postgres": "taskq-postgres",
+    "postgresql": "taskq-postgres",
 }
 
 

@@ -253,10 +253,16 @@ class TaskQ:
         max_queue_size: int | None = None,
         max_stored_executions: int | None = None,
         runner_class: type | str | None = None,
+        *,
+        connection: object | None = None,
     ) -> Task:
-        """Enqueue ``func(*args, **kwargs)`` and return the :class:`Task`."""
+        """Enqueue ``func(*args, **kwargs)`` and return the :class:`Task`.
+
+        ``connection``: write the task in the open transaction of this
+        database connection of yours, without committing it (brokers that
+        store tasks in your database: PostgreSQL); see :meth:`Task.delay`."""
         task = Task(self, func, args=args, kwargs=kwargs, **given(locals(), CALL_SITE))
-        task.delay(when=when)
+        task.delay(when=when, connection=connection)
         return task
 
     def delay_many(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from taskq_core._registry import Registry
 from taskq_core.brokers import sqlite
 from taskq_core.brokers.memory import MemoryBroker
-from taskq_core.cli import inspect_cmd, worker_cmd
+from taskq_core.cli import db_cmd, inspect_cmd, worker_cmd
 from taskq_core.executors import EXECUTORS
 from taskq_core.hookspecs import hookimpl
 from taskq_core.runners import DefaultRunner
@@ -51,12 +51,12 @@ def run_worker(
 @hookimpl(trylast=True)
 def taskq_register(register: Registry) -> None:
     """Register the memory and SQLite brokers, the default runner, executors
-    and commands."""
+    and commands (``worker``, the inspection commands, ``db``)."""
     register.broker("memory", memory_broker, schemes=("memory",))
     register.broker("sqlite", sqlite_broker, schemes=("sqlite",))
     register.runner("default", DefaultRunner)
     for name, factory in EXECUTORS.items():
         register.executor(name, factory)
     register.worker(run_worker, worker_cmd.run_worker_cli)
-    for command in (*worker_cmd.COMMANDS, *inspect_cmd.COMMANDS):
+    for command in (*worker_cmd.COMMANDS, *inspect_cmd.COMMANDS, *db_cmd.COMMANDS):
         register.command(command)

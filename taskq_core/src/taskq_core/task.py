@@ -419,9 +419,19 @@ class Task:
         self,
         when: dt.datetime | dt.timedelta | None = None,
         max_queue_size: int | None = None,
+        *,
+        connection: object | None = None,
     ) -> Any:
         """Enqueue the task (or, with ``ALWAYS_EAGER`` and no future ``when``, run it
-        now and return its result)."""
+        now and return its result).
+
+        ``connection``: a database connection of yours (a psycopg connection
+        with the PostgreSQL broker) whose open transaction the task is
+        written in, uncommitted: it runs once you commit, never if you roll
+        back. A broker that cannot do this raises :class:`TypeError` naming
+        it, and writes nothing (see
+        :meth:`Broker.enqueue_on_connection <taskq_core.broker.Broker.enqueue_on_connection>`).
+        """
         due = to_when(when)
         self.check_allowed()
         payload = self.payload()
@@ -432,17 +442,19 @@ class Task:
                 if size >= limit:
                     raise QueueFullException(f"Queue size: {size}")
             return self.execute()
-        result = self.tq.broker.enqueue(
-            EnqueueRequest(
-                id=self.id,
-                queue=self.queue,
-                payload=payload,
-                when=due,
-                priority=self.priority,
-                unique=self.unique,
-                max_queue_size=limit or None,
-            )
+        request = EnqueueRequest(
+            id=self.id,
+            queue=self.queue,
+            payload=payload,
+            when=due,
+            priority=self.priority,
+            unique=self.unique,
+            max_queue_size=limit or None,
         )
+        if connection is None:
+            result = self.tq.broker.enqueue(request)
+        else:
+            result = self.tq.broker.enqueue_on_connection(request, connection)
         assert result.state is not None
         self._state = result.state
         self._stored = StoredTask(

@@ -35,6 +35,7 @@ from taskq_core.broker.records import (
     Execution,
     FinishOutcome,
     FinishRequest,
+    SchemaPlan,
     StoredTask,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "Execution",
     "FinishOutcome",
     "FinishRequest",
+    "SchemaPlan",
     "StoredTask",
 ]

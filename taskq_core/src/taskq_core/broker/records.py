@@ -18,6 +18,7 @@ __all__ = [
     "Execution",
     "FinishOutcome",
     "FinishRequest",
+    "SchemaPlan",
     "StoredTask",
 ]
 
@@ -175,3 +176,20 @@ class DroppedTask:
     #: ``True``: moved to ``error`` with an execution record saying why;
     #: ``False``: removed
     moved_to_error: bool = False
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """The stored schema of a broker that keeps one (an SQL broker's tables),
+    and the statements that bring it to the version this taskq writes (what
+    ``taskq db upgrade`` runs, and ``--dry-run`` prints)."""
+
+    #: what holds the schema, for messages (a file, a database)
+    where: str
+    #: the stored version (``None``: no schema yet, it would be created)
+    stored: int | None
+    #: the version this taskq writes
+    current: int
+    #: the statements, in order, that take ``stored`` to ``current`` in one
+    #: transaction (empty: the schema is current)
+    statements: tuple[str, ...] = ()

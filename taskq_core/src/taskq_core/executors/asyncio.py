@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import RunResult, make_execution, run_coroutine_group, run_group
+from taskq_core.execution import RunResult, make_execution, run_coroutine_group
 from taskq_core.executors.base import (
     THREAD_INTERRUPTED,
     Executor,
@@ -153,15 +153,7 @@ class AsyncioExecutor(Executor):
                 done.set_result(results)
 
         def target() -> None:
-            try:
-                results = run_group(
-                    self.tq,
-                    run.tasks,
-                    store_tracebacks=self.worker.store_tracebacks,
-                    worker_id=self.worker.id,
-                )
-            except BaseException:  # an interrupt that landed outside the task itself
-                results = []
+            results = self.run_in_thread(run)
             try:
                 loop.call_soon_threadsafe(deliver, results)
             except RuntimeError:  # the loop is closed: the worker has stopped

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from taskq_core.exceptions import JobTimeoutException
-from taskq_core.execution import RunResult, run_group
+from taskq_core.execution import RunResult
 from taskq_core.executors.base import (
     THREAD_INTERRUPTED,
     Executor,
@@ -44,6 +44,8 @@ class _Slot:
     run: Run | None = None
     #: when the worker gave up on the slot's run (hard timeout, stop), if it did
     abandoned_at: float | None = None
+    #: the slot's thread is inside its run: only then may it be interrupted
+    in_task: bool = False
 
     @property
     def abandoned(self) -> bool:
@@ -82,6 +84,7 @@ class ThreadsExecutor(Executor):
     def start(self, run: Run) -> None:
         slot = next(slot for slot in self._slots if slot.run is None)
         slot.run = run
+        slot.in_task = True
         run.started = time.time()
         if slot.thread is None:
             slot.thread = threading.Thread(
@@ -120,21 +123,27 @@ class ThreadsExecutor(Executor):
     # -- the slots' threads ------------------------------------------------------
     def _serve(self, slot: _Slot) -> None:
         while (run := slot.inbox.get()) is not None:
+            results: list[RunResult] = []
             try:
-                results = run_group(
-                    self.tq,
-                    run.tasks,
-                    store_tracebacks=self.worker.store_tracebacks,
-                    worker_id=self.worker.id,
-                )
-            except BaseException:  # an interrupt that landed outside the task itself
-                results = []
+                results = self.run_in_thread(run)
+                self._leave_task(slot)
+            except BaseException:  # its interrupt, sent as the run ended, landed here
+                self._leave_task(slot)
             with self._lock:
                 if slot.abandoned:  # its outcome is stored already: the slot is free again
                     slot.run, slot.abandoned_at = None, None
                     continue
             self._done.put((slot, run, results))
             self._wake.wake()
+
+    def _leave_task(self, slot: _Slot) -> None:
+        """In the slot's thread, once its run is over: from now on no interrupt
+        is sent to it. (The worker interrupts only under the same lock and only
+        a thread inside its run, so an interrupt sent as the run ended lands
+        before this returns, inside the ``try`` of :meth:`_serve`, and never
+        ends the thread or reaches its next run.)"""
+        with self._lock:
+            slot.in_task = False
 
     def _collect(self) -> list[Finished]:
         finished: list[Finished] = []
@@ -162,8 +171,9 @@ class ThreadsExecutor(Executor):
                 if run is None or slot.abandoned or now < run.started + run.timeout:
                     continue
                 slot.abandoned_at = now
+                if slot.in_task:  # under the lock: never after the thread left its run
+                    assert slot.thread is not None
+                    interrupt_thread(slot.thread, JobTimeoutException)
             self.worker.log.error("hard timeout elapsed in worker thread", hard_timeout=run.timeout)
-            assert slot.thread is not None
-            interrupt_thread(slot.thread, JobTimeoutException)
             finished.append((run, timeout_results(self.worker, run, THREAD_INTERRUPTED)))
         return finished

@@ -4,17 +4,26 @@ composed, with its options, lifecycle and clock."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import ClassVar
 
-from taskq_core.broker import Broker
-from taskq_core.brokers.sqlite._connection import SYNCHRONOUS_LEVELS
+from taskq_core.broker import Broker, SchemaPlan
+from taskq_core.brokers.sqlite._connection import SYNCHRONOUS_LEVELS, errors
 from taskq_core.brokers.sqlite._coordination import SQLiteCoordination
 from taskq_core.brokers.sqlite._inspection import SQLiteInspection
 from taskq_core.brokers.sqlite._location import default_path, path_from_url
 from taskq_core.brokers.sqlite._moves import SQLiteMoves
 from taskq_core.brokers.sqlite._recovery import SQLiteRecovery
+from taskq_core.brokers.sqlite._schema import (
+    CURRENT_VERSION,
+    migrate,
+    pending_sql,
+    refuse_newer,
+    stored_version,
+)
 
 __all__ = ["SQLiteBroker", "setup_warnings"]
 
@@ -146,6 +155,32 @@ class SQLiteBroker(SQLiteMoves, SQLiteRecovery, SQLiteInspection, SQLiteCoordina
                 f"looks for their new work by polling, up to {self.poll_interval} s apart"
             )
         return warnings
+
+    # -- the schema ----------------------------------------------------------------------
+    def schema_plan(self) -> SchemaPlan:
+        """The file's schema version and what ``taskq db upgrade`` would run
+        (the whole schema for a file that does not exist yet); reads the file
+        read-only, creating nothing."""
+        where = str(self.path)
+        version: int | None = None
+        if self.path.exists():
+            read_only = f"{self.path.as_uri()}?mode=ro"
+            timeout = self._connections.timeout
+            with (
+                errors(where),
+                closing(sqlite3.connect(read_only, uri=True, timeout=timeout)) as db,
+            ):
+                version = stored_version(db)
+        refuse_newer(version, where)
+        return SchemaPlan(where, version, CURRENT_VERSION, tuple(pending_sql(version)))
+
+    def upgrade_schema(self) -> SchemaPlan:
+        """Create or migrate the file's schema now, in one ``BEGIN IMMEDIATE``
+        transaction (as the first use of a broker does); what it ran."""
+        where = str(self.path)
+        with closing(self._connections.connect()) as db, errors(where):
+            found = migrate(db, where)
+        return SchemaPlan(where, found, CURRENT_VERSION, tuple(pending_sql(found)))
 
     # -- clock -----------------------------------------------------------------------
     def time(self) -> float:

@@ -116,7 +116,9 @@ class Connections:
             self._by_thread[ident] = db
         return db
 
-    def _open(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the file (created, with its directory when
+        that is allowed), in WAL mode; the schema is not checked."""
         where = str(self.path)
         directory = self.path.parent
         if not directory.is_dir():
@@ -133,6 +135,16 @@ class Connections:
             try:
                 self.journal_mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
                 db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            except BaseException:
+                db.close()
+                raise
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        where = str(self.path)
+        db = self.connect()
+        with errors(where):
+            try:
                 if not self._migrated:
                     migrate(db, where)
                     self._migrated = True

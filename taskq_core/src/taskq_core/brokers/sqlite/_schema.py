@@ -42,7 +42,14 @@ import sqlite3
 
 from taskq_core.exceptions import SchemaError
 
-__all__ = ["CURRENT_VERSION", "MIGRATIONS", "migrate", "pending_sql", "stored_version"]
+__all__ = [
+    "CURRENT_VERSION",
+    "MIGRATIONS",
+    "migrate",
+    "pending_sql",
+    "refuse_newer",
+    "stored_version",
+]
 
 #: the version table, created before the first step
 _VERSION_TABLE = (
@@ -151,6 +158,16 @@ def pending_sql(
     return [*head, *steps, f"UPDATE taskq_schema SET version = {len(migrations)}"]
 
 
+def refuse_newer(version: int | None, where: str, newest: int = CURRENT_VERSION) -> None:
+    """Raise :class:`~taskq_core.exceptions.SchemaError` when ``version`` is
+    newer than the ``newest`` this taskq knows (``where`` names the file)."""
+    if version is not None and version > newest:
+        raise SchemaError(
+            f"the SQLite file {where} has taskq schema version {version}, newer than "
+            f"the version {newest} this taskq knows: upgrade taskq-core to use it"
+        )
+
+
 def migrate(
     db: sqlite3.Connection, where: str, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
 ) -> int | None:
@@ -168,11 +185,7 @@ def migrate(
     db.execute("BEGIN IMMEDIATE")
     try:
         version = stored_version(db)
-        if version is not None and version > newest:
-            raise SchemaError(
-                f"the SQLite file {where} has taskq schema version {version}, newer than "
-                f"the version {newest} this taskq knows: upgrade taskq-core to use it"
-            )
+        refuse_newer(version, where, newest)
         for sql in pending_sql(version, migrations):
             db.execute(sql)
         db.execute("COMMIT")

@@ -1,5 +1,6 @@
 """Enqueueing: ``enqueue`` now, in the past or in the future, unique tasks and
-their pending copies, ``max_queue_size`` and ``enqueue_many``."""
+their pending copies, ``max_queue_size``, ``enqueue_many`` and
+``enqueue_on_connection`` (refused for a connection the broker cannot use)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ __all__ = ["EnqueueContract"]
 
 
 class EnqueueContract(ContractBase):
-    """Tests of ``enqueue``, ``max_queue_size`` and ``enqueue_many``."""
+    """Tests of ``enqueue``, ``max_queue_size``, ``enqueue_many`` and
+    ``enqueue_on_connection``."""
 
     # -- enqueue ---------------------------------------------------------------
     def test_enqueue_now_is_queued_at_broker_now(self, broker: Broker) -> None:
@@ -299,3 +301,17 @@ class EnqueueContract(ContractBase):
         assert not results[2].created
         assert _states_of(broker, Q, "c") == set()
         assert broker.queue_sizes(Q)[State.QUEUED] == 3
+
+    # -- enqueue_on_connection -------------------------------------------------
+    def test_enqueue_on_a_connection_it_cannot_use_is_refused(self, broker: Broker) -> None:
+        """enqueue_on_connection with something that is not a connection the
+        broker can write on raises TypeError or ValueError naming the broker
+        (brokers that cannot enqueue in the caller's transaction refuse every
+        connection), and writes nothing."""
+        not_a_connection = object()
+        with pytest.raises((TypeError, ValueError)) as raised:
+            broker.enqueue_on_connection(_req("a"), not_a_connection)
+        assert (broker.name or type(broker).__name__) in str(raised.value)
+        assert _states_of(broker, Q, "a") == set()
+        with pytest.raises(TaskNotFound):
+            broker.executions_count(Q, "a")
