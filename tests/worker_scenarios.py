@@ -5,8 +5,10 @@ Each class here is a suite of scenarios (like the broker contract suite of
 ``taskq_core.testing.contract``): a test module of a distribution subclasses
 it as ``Test...`` and gives its ``broker_url`` fixture, a URL on which every
 test starts with no task (the Redis tests: their private server, emptied; the
-SQLite tests: a file in ``tmp_path``), and adds what only its broker has
-(a Redis restart, a SQLite file locked by another program...)::
+SQLite tests: a file in ``tmp_path``; the PostgreSQL tests: the private
+server's test database, emptied), and adds what only its broker has (a Redis
+restart, a SQLite file locked by another program, connections cut by the
+PostgreSQL server...)::
 
     class TestWorkerProcessOnRedis(ProcessScenarios):
         @pytest.fixture
