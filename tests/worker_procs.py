@@ -31,6 +31,7 @@ __all__ = [
     "bound_app",
     "lines",
     "rebind",
+    "release",
     "running",
     "wait_for",
 ]
@@ -184,6 +185,14 @@ def rebind(tq: Any, url: str) -> None:
     """Point a test module's ``TaskQ`` (connected lazily) at this session's server."""
     tq._broker = None
     tq._broker_spec = url
+
+
+def release(tq: Any) -> None:
+    """Close the broker a test module's ``TaskQ`` opened in this process (its
+    connections; on SQLite its wake-up socket too), if it opened one."""
+    if tq._broker is not None:
+        tq._broker.close()
+        tq._broker = None
 
 
 def bound_app(module_name: str, url: str) -> Any:

@@ -1,4 +1,5 @@
-"""The app the process-level worker tests run (``--app worker_app:tq``).
+"""The app the process-level worker tests run (``--app worker_app:tq``), on
+every broker: its ``TaskQ`` names none, so workers take ``TASKQ_URL``.
 
 Short timeouts keep the tests fast. Tasks leave traces as lines in files under
 ``$TASKQ_TEST_DIR`` so the test process can see what ran, when, and where.
