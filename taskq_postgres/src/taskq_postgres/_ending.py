@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from taskq_core.broker import FinishRequest
 from taskq_core.states import State
 from taskq_postgres import _rows as rows
-from taskq_postgres._codec import check_end, encode_execution
+from taskq_postgres._codec import encode_execution
 from taskq_postgres._rows import Tx
 
 __all__ = ["checked_end", "end_run"]
@@ -57,7 +57,7 @@ class _Found:
 
 def checked_end(request: FinishRequest) -> bytes | None:
     """Check a run's end before anything is written; its encoded record."""
-    check_end(request.outcome, request.when, request.max_stored_executions)
+    request.check()
     return None if request.execution is None else encode_execution(request.execution)
 
 

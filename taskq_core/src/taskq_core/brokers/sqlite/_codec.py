@@ -17,14 +17,11 @@ from typing import Any, cast
 import msgpack
 
 from taskq_core.broker import EnqueueRequest, Execution
-from taskq_core.broker.records import PRIORITY_RANGE
 from taskq_core.exceptions import SerializationError
-from taskq_core.states import OUTCOMES
 
 __all__ = [
     "UNREADABLE_EXCEPTION",
     "Meta",
-    "check_end",
     "check_request",
     "decode_execution",
     "encode_execution",
@@ -52,28 +49,9 @@ def finite(value: float, what: str) -> float:
 
 
 def check_request(request: EnqueueRequest) -> None:
-    """Refuse an enqueue request that cannot be stored as given."""
-    priority: object = request.priority
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(f"priority must be an int, got {priority!r}")
-    low, high = PRIORITY_RANGE
-    if not low <= priority <= high:
-        raise ValueError(f"priority must be between {low} and {high}, got {priority}")
-    payload: object = request.payload
-    if not isinstance(payload, bytes | bytearray | memoryview):
-        raise TypeError("the payload must be bytes")
-    if request.when is not None:
-        finite(request.when, "when")
-
-
-def check_end(outcome: str, when: float | None, max_stored_executions: int | None) -> None:
-    """Refuse the arguments of a run's end that are not valid."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome!r}")
-    if when is not None:
-        finite(when, "when")
-    if max_stored_executions is not None and max_stored_executions < 0:
-        raise ValueError("max_stored_executions must be >= 0 (0 or None: keep all)")
+    """Refuse an enqueue request that cannot be stored as given (the
+    contract's checks, :meth:`EnqueueRequest.check`)."""
+    request.check()
 
 
 def encode_execution(execution: Execution) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from taskq_core.broker import FinishRequest
 from taskq_core.brokers.sqlite import _rows as rows
-from taskq_core.brokers.sqlite._codec import check_end, encode_execution, meta_problem
+from taskq_core.brokers.sqlite._codec import encode_execution, meta_problem
 from taskq_core.brokers.sqlite._rows import Tx
 from taskq_core.states import State
 
@@ -16,7 +16,7 @@ __all__ = ["checked_end", "end_run", "expired"]
 
 def checked_end(request: FinishRequest) -> bytes | None:
     """Check a run's end before anything is written; its encoded record."""
-    check_end(request.outcome, request.when, request.max_stored_executions)
+    request.check()
     return None if request.execution is None else encode_execution(request.execution)
 
 
