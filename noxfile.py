@@ -63,7 +63,14 @@ ALL = [
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
-    session.run("pytest", *(session.posargs or paths), env={"CI": "1"})
+    # a temporary directory of the session's own: pytest's shared one
+    # (/tmp/pytest-of-<user>) keeps the newest three runs of any pytest of
+    # the user and deletes older ones, such as the data directory of a
+    # PostgreSQL server this run still uses
+    basetemp = os.path.join(session.create_tmp(), "pytest")
+    session.run(
+        "pytest", f"--basetemp={basetemp}", *(session.posargs or paths), env={"CI": "1"}
+    )
 
 
 @nox.session
