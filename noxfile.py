@@ -68,9 +68,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
     # the user and deletes older ones, such as the data directory of a
     # PostgreSQL server this run still uses
     basetemp = os.path.join(session.create_tmp(), "pytest")
-    session.run(
-        "pytest", f"--basetemp={basetemp}", *(session.posargs or paths), env={"CI": "1"}
-    )
+    session.run("pytest", f"--basetemp={basetemp}", *(session.posargs or paths), env={"CI": "1"})
 
 
 @nox.session
