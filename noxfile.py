@@ -15,6 +15,7 @@ and on each broker beside Procrastinate.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import nox
 
@@ -66,8 +67,9 @@ def _pytest(session: nox.Session, *paths: str) -> None:
     # a temporary directory of the session's own: pytest's shared one
     # (/tmp/pytest-of-<user>) keeps the newest three runs of any pytest of
     # the user and deletes older ones, such as the data directory of a
-    # PostgreSQL server this run still uses
-    basetemp = os.path.join(session.create_tmp(), "pytest")
+    # PostgreSQL server this run still uses; short, for the Unix socket
+    # paths the tests make under it
+    basetemp = tempfile.mkdtemp(prefix="tq")
     session.run("pytest", f"--basetemp={basetemp}", *(session.posargs or paths), env={"CI": "1"})
 
 
